@@ -1,0 +1,3 @@
+from gamify.cli import main
+
+main()

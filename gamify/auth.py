@@ -1,0 +1,140 @@
+"""Credentials: the operator token, tenant API keys (stored hashed) and scope guards."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from gamify.problems import ApiError
+from gamify.services import services_of
+from gamify.store import tenants
+
+SCOPES = ("events:write", "campaigns:write", "read", "players:token")
+KEY_PREFIX = "gk_"
+# A revoked key keeps working on an instance for at most this long.
+KEY_CACHE_SECONDS = 10.0
+KEY_CACHE_MAX = 10_000
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: a tenant API key with its scopes."""
+
+    tenant: str
+    scopes: frozenset[str]
+    key_id: int | None = None
+    rate_limit: int | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+
+def new_key() -> str:
+    """`gk_` followed by 256 random bits."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def key_prefix(key: str) -> str:
+    return key[: len(KEY_PREFIX) + 6]
+
+
+def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return None
+    return credential.strip()
+
+
+def unauthorized(detail: str) -> ApiError:
+    return ApiError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    credential = bearer(connection)
+    if credential is None:
+        raise unauthorized("send an API key as `Authorization: Bearer gk_…`")
+    if not credential.startswith(KEY_PREFIX):
+        raise unauthorized("the credential is not a gamify API key")
+    services = services_of(connection)
+    digest = hash_key(credential)
+    cached = services.key_cache.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        principal: Principal = cached[0]
+        return principal
+    stored = await tenants.key_by_hash(services.db, digest)
+    if stored is None:
+        raise unauthorized("unknown or revoked API key")
+    principal = Principal(stored.tenant, frozenset(stored.scopes), stored.id, stored.rate_limit)
+    if len(services.key_cache) >= KEY_CACHE_MAX:
+        services.key_cache.clear()
+    services.key_cache[digest] = (principal, now + KEY_CACHE_SECONDS)
+    return principal
+
+
+def requires(scope: str | None) -> Any:
+    """A guard admitting tenant keys that hold `scope` (any valid key when None).
+
+    The principal is left in `connection.scope["auth"]` for the handler (`request.auth`).
+    """
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope}")
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = await authenticate(connection)
+        if scope is not None and scope not in principal.scopes:
+            raise ApiError(403, "Forbidden", f"this API key lacks the `{scope}` scope")
+        connection.scope["auth"] = principal
+
+    return guard
+
+
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    expected = services_of(connection).settings.admin_token
+    if expected is None:
+        # No token configured means no admin API at all, not an open one.
+        raise ApiError(404, "Not Found", "the admin API is off: set GAMIFY_ADMIN_TOKEN to use it")
+    given = bearer(connection)
+    if given is None:
+        raise unauthorized("send the operator token as `Authorization: Bearer …`")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise unauthorized("wrong operator token")
+
+
+class IssuedKey(msgspec.Struct):
+    """A new API key; `key` is shown this once and never stored."""
+
+    id: int
+    tenant: str
+    key: str
+    prefix: str
+    scopes: list[str]
+    rate_limit: int | None
+
+
+async def issue_key(
+    conn: Any, tenant: str, scopes: list[str], rate_limit: int | None, *, actor: str
+) -> IssuedKey:
+    """Create a key for `tenant` (raises tenants.TenantNotFound); scopes must be known."""
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"unknown scopes {unknown}; expected some of {', '.join(SCOPES)}")
+    key = new_key()
+    ordered = sorted(set(scopes))
+    key_id = await tenants.create_key(
+        conn, tenant, key_hash=hash_key(key), prefix=key_prefix(key), scopes=ordered,
+        rate_limit=rate_limit, actor=actor,
+    )
+    return IssuedKey(key_id, tenant, key, key_prefix(key), ordered, rate_limit)

