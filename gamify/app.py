@@ -44,9 +44,14 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            health.health, health.ready, me.me, admin.AdminController,
+            health.health,
+            health.ready,
+            me.me,
+            admin.AdminController,
             create_static_files_router(
-                path=DOCS_ASSETS, directories=[swagger_ui_path], include_in_schema=False,
+                path=DOCS_ASSETS,
+                directories=[swagger_ui_path],
+                include_in_schema=False,
             ),
         ],
         lifespan=[lifespan],
@@ -68,6 +73,9 @@ def _openapi() -> OpenAPIConfig:
         favicon=f'<link rel="icon" href="{DOCS_ASSETS}/favicon-32x32.png">',
     )
     return OpenAPIConfig(
-        title="gamify", version=__version__, path="/schema", render_plugins=[swagger],
+        title="gamify",
+        version=__version__,
+        path="/schema",
+        render_plugins=[swagger],
         description="Badges, live leaderboards and prize pools for loyalty programs.",
     )

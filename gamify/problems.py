@@ -22,6 +22,7 @@ MEDIA_TYPE = "application/problem+json"
 VALIDATION = "urn:gamify:problem:validation"
 # msgspec reports where decoding failed as "... - at `$.events[3].occurred_at`".
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`$")
 
 
 class FieldProblem(msgspec.Struct, frozen=True):
@@ -60,27 +61,44 @@ class ApiError(Exception):
 
 def invalid(errors: list[FieldProblem], detail: str | None = None) -> ApiError:
     return ApiError(
-        400, "Invalid request", detail or "; ".join(f"{e.field}: {e.message}" for e in errors),
-        errors=errors, type=VALIDATION,
+        400,
+        "Invalid request",
+        detail or "; ".join(f"{e.field}: {e.message}" for e in errors),
+        errors=errors,
+        type=VALIDATION,
     )
 
 
-def field_problem_from_msgspec(error: msgspec.ValidationError | msgspec.DecodeError,
-                               prefix: str = "") -> FieldProblem:
+def field_problem_from_msgspec(
+    error: msgspec.ValidationError | msgspec.DecodeError, prefix: str = ""
+) -> FieldProblem:
     """Turn msgspec's message into a field path such as `events[3].occurred_at`."""
-    match = _MSGSPEC_PATH.match(str(error))
+    return field_problem_from_message(str(error), prefix)
+
+
+def field_problem_from_message(text: str, prefix: str = "") -> FieldProblem:
+    match = _MSGSPEC_PATH.match(text)
     assert match is not None  # the pattern matches any text
-    path = (match["path"] or "").lstrip(".")
-    field = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else prefix + path
-    return FieldProblem(field=field or "body", message=match["message"])
+    message, path = match["message"], (match["path"] or "")
+    missing = _MISSING_FIELD.match(message)
+    if missing:
+        path = f"{path}.{missing[1]}"
+    path = path.lstrip(".")
+    if prefix and path:
+        path = prefix + path if path.startswith("[") else f"{prefix}.{path}"
+    return FieldProblem(field=path or prefix or "body", message=message)
 
 
-def problem_response(request: Request[Any, Any, Any], problem: Problem,
-                     headers: Mapping[str, str] | None = None) -> Response[Problem]:
-    # Routing errors (404, 405) are raised before the request-id middleware runs.
-    problem.request_id = request_id_of(request.scope) or secrets.token_hex(8)
-    return Response(problem, status_code=problem.status, media_type=MEDIA_TYPE,
-                    headers={"x-request-id": problem.request_id, **(headers or {})})
+def problem_response(
+    request: Request[Any, Any, Any], problem: Problem, headers: Mapping[str, str] | None = None
+) -> Response[Problem]:
+    all_headers = dict(headers or {})
+    problem.request_id = request_id_of(request.scope)
+    if problem.request_id is None:
+        # Routing errors (404, 405) are raised before the request-id middleware runs.
+        problem.request_id = secrets.token_hex(8)
+        all_headers["x-request-id"] = problem.request_id
+    return Response(problem, status_code=problem.status, media_type=MEDIA_TYPE, headers=all_headers)
 
 
 def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Problem]:
@@ -92,19 +110,17 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or exc.detail
     return problem_response(
         request,
-        Problem(type=VALIDATION, title="Invalid request", status=400, detail=detail,
-                errors=errors),
+        Problem(type=VALIDATION, title="Invalid request", status=400, detail=detail, errors=errors),
     )
 
 
 def _field_problem(item: dict[str, Any]) -> FieldProblem:
+    # Litestar moves msgspec's path into `key`, naming the whole body `data`.
     message = str(item.get("message", "invalid"))
-    match = _MSGSPEC_PATH.match(message)
-    assert match is not None
-    if match["path"]:
-        return FieldProblem(field=match["path"].lstrip("."), message=match["message"])
-    key = str(item.get("key") or item.get("source") or "body")
-    return FieldProblem(field=key, message=message)
+    key = str(item.get("key") or "")
+    if " - at `$" not in message and key and key != "data":
+        message = f"{message} - at `$.{key}`"
+    return field_problem_from_message(message)
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
@@ -120,20 +136,32 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Probl
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     request_id = request_id_of(request.scope)
-    log.exception("unexpected error in %s %s (request %s)", request.method, request.url.path,
-                  request_id)
+    log.exception(
+        "unexpected error in %s %s (request %s)", request.method, request.url.path, request_id
+    )
     return problem_response(
         request,
-        Problem(title="Internal Server Error", status=HTTP_500_INTERNAL_SERVER_ERROR,
-                detail=f"An unexpected error occurred; quote request id {request_id}."),
+        Problem(
+            title="Internal Server Error",
+            status=HTTP_500_INTERNAL_SERVER_ERROR,
+            detail=f"An unexpected error occurred; quote request id {request_id}.",
+        ),
     )
 
 
 _TITLES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    500: "Internal Server Error", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 HANDLERS: ExceptionHandlersMap = {

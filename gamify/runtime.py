@@ -13,21 +13,19 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def servers_for(settings: Settings, *, owner: bool) -> Iterator[Settings]:
-    """Yield settings whose database and Redis URLs are both set.
+def servers_for(settings: Settings, *, owner: bool, redis: bool = True) -> Iterator[Settings]:
+    """Yield settings whose database URL (and Redis URL, with `redis`) are set.
 
     With `owner`, this process must own any embedded servers it needs (`gamify serve`);
     otherwise it borrows the servers of a running owner when there is one (CLI commands),
     and starts its own for the duration of the command when there is not.
     """
-    if not settings.embedded:
+    start_postgres = settings.database_url is None
+    start_valkey = redis and settings.redis_url is None
+    if not (start_postgres or start_valkey):
         yield settings
         return
-    servers = EmbeddedServers(
-        settings.data_dir,
-        postgres=settings.database_url is None,
-        valkey=settings.redis_url is None,
-    )
+    servers = EmbeddedServers(settings.data_dir, postgres=start_postgres, valkey=start_valkey)
     try:
         servers.start()
     except DataDirBusy:
@@ -37,13 +35,13 @@ def servers_for(settings: Settings, *, owner: bool) -> Iterator[Settings]:
         log.debug("using the servers of gamify pid %s", running.owner_pid)
         yield settings.with_urls(
             settings.database_url or _required(running.database_url),
-            settings.redis_url or _required(running.redis_url),
+            settings.redis_url or (running.redis_url if redis else None),
         )
         return
     try:
         yield settings.with_urls(
             settings.database_url or _required(servers.database_url),
-            settings.redis_url or _required(servers.redis_url),
+            settings.redis_url or servers.redis_url,
         )
     finally:
         servers.stop()

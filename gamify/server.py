@@ -12,7 +12,7 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server import Server
 
-from gamify import migrations
+from gamify import db, migrations
 from gamify.runtime import servers_for
 from gamify.settings import Settings, ensure_secret
 
@@ -26,9 +26,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 async def migrate(database_url: str) -> list[int]:
-    import asyncpg
-
-    conn = await asyncpg.connect(database_url)
+    conn = await db.connect_one(database_url)
     try:
         return await migrations.apply(conn)
     finally:
@@ -46,9 +44,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
                 log.info("applied migrations %s", applied)
             os.environ.update(resolved.to_env())
             Server(
-                "gamify.asgi:app", factory=True, address=host, port=port, workers=workers,
-                interface=Interfaces.ASGI, log_level=LogLevels(resolved.log_level.lower()),
-                workers_kill_timeout=5, backlog=2048,
+                "gamify.asgi:app",
+                factory=True,
+                address=host,
+                port=port,
+                workers=workers,
+                interface=Interfaces.ASGI,
+                log_level=LogLevels(resolved.log_level.lower()),
+                workers_kill_timeout=5,
+                backlog=2048,
             ).serve()
     except KeyboardInterrupt:
         pass

@@ -42,7 +42,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def embedded(self) -> bool:
         return self.database_url is None or self.redis_url is None
 
-    def with_urls(self, database_url: str, redis_url: str) -> Settings:
+    def with_urls(self, database_url: str, redis_url: str | None) -> Settings:
         return msgspec.structs.replace(self, database_url=database_url, redis_url=redis_url)
 
     def to_env(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, post
+from litestar.params import FromPath, JSONBody
 
 from gamify import auth
 from gamify.problems import ApiError, FieldProblem, invalid
@@ -34,8 +35,11 @@ class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def check_scopes(scopes: list[str]) -> None:
-    bad = [FieldProblem(f"scopes[{i}]", f"unknown scope; expected one of {', '.join(auth.SCOPES)}")
-           for i, scope in enumerate(scopes) if scope not in auth.SCOPES]
+    bad = [
+        FieldProblem(f"scopes[{i}]", f"unknown scope; expected one of {', '.join(auth.SCOPES)}")
+        for i, scope in enumerate(scopes)
+        if scope not in auth.SCOPES
+    ]
     if bad:
         raise invalid(bad)
 
@@ -46,7 +50,9 @@ class AdminController(Controller):
     tags = ["admin"]
 
     @post("/tenants", status_code=201, summary="Create a tenant")
-    async def create_tenant(self, request: Request[Any, Any, Any], data: TenantIn) -> TenantOut:
+    async def create_tenant(
+        self, request: Request[Any, Any, Any], data: JSONBody[TenantIn]
+    ) -> TenantOut:
         async with services_of(request).db.acquire() as conn:
             try:
                 tenant = await tenants.create_tenant(conn, data.id, data.name, actor="admin")
@@ -54,14 +60,19 @@ class AdminController(Controller):
                 raise ApiError(409, "Conflict", f"tenant {data.id} already exists") from None
         return TenantOut(tenant.id, tenant.name, tenant.created_at)
 
-    @post("/tenants/{tenant_id:str}/keys", status_code=201,
-          summary="Create an API key for a tenant (the key is shown only in this response)")
-    async def create_key(self, request: Request[Any, Any, Any], tenant_id: str,
-                         data: KeyIn) -> auth.IssuedKey:
+    @post(
+        "/tenants/{tenant_id:str}/keys",
+        status_code=201,
+        summary="Create an API key for a tenant (the key is shown only in this response)",
+    )
+    async def create_key(
+        self, request: Request[Any, Any, Any], tenant_id: FromPath[str], data: JSONBody[KeyIn]
+    ) -> auth.IssuedKey:
         check_scopes(data.scopes)
         async with services_of(request).db.acquire() as conn:
             try:
-                return await auth.issue_key(conn, tenant_id, data.scopes, data.rate_limit,
-                                            actor="admin")
+                return await auth.issue_key(
+                    conn, tenant_id, data.scopes, data.rate_limit, actor="admin"
+                )
             except tenants.TenantNotFound:
                 raise ApiError(404, "Not Found", f"no tenant {tenant_id}") from None

@@ -31,10 +31,14 @@ async def health() -> Health:
 
 
 @get(
-    "/ready", tags=["operations"],
+    "/ready",
+    tags=["operations"],
     summary="Readiness: Postgres and Redis answer and every migration is applied",
-    responses={503: ResponseSpec(Problem, description="Which dependency is not ready",
-                                 media_type=MEDIA_TYPE)},
+    responses={
+        503: ResponseSpec(
+            Problem, description="Which dependency is not ready", media_type=MEDIA_TYPE
+        )
+    },
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Ready] | Response[Problem]:
     postgres, redis = await asyncio.gather(_check_postgres(request), _check_redis(request))
@@ -42,10 +46,15 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Ready] | Response[P
     if all(result == "ok" for result in checks.values()):
         return Response(Ready("ready", checks))
     failed = [FieldProblem(name, result) for name, result in checks.items() if result != "ok"]
-    return problem_response(request, Problem(
-        title="Service Unavailable", status=503, errors=failed,
-        detail="not ready: " + ", ".join(f"{p.field} ({p.message})" for p in failed),
-    ))
+    return problem_response(
+        request,
+        Problem(
+            title="Service Unavailable",
+            status=503,
+            errors=failed,
+            detail="not ready: " + ", ".join(f"{p.field} ({p.message})" for p in failed),
+        ),
+    )
 
 
 async def _check_postgres(request: Request[Any, Any, Any]) -> str:

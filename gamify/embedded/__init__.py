@@ -41,7 +41,9 @@ class EmbeddedServers:
         self, data_dir: Path, *, postgres: bool = True, valkey: bool = True, durable: bool = True
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", durable=durable) if postgres else None
+        self.postgres = (
+            EmbeddedPostgres(self.data_dir / "postgres", durable=durable) if postgres else None
+        )
         self.valkey = EmbeddedValkey(self.data_dir / "valkey", durable=durable) if valkey else None
         self._lock: IO[str] | None = None
 

@@ -82,8 +82,14 @@ class EmbeddedPostgres:
 
     def _initdb(self) -> None:
         self._run(
-            "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-            "--encoding=UTF8", "--locale=C",
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
         )
         with (self.pgdata / "postgresql.conf").open("a") as conf:
             conf.write(f"\ninclude_if_exists = '{CONF_NAME}'\n")
@@ -114,27 +120,48 @@ class EmbeddedPostgres:
 
     def _ensure_database(self) -> None:
         found = self._run(
-            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-            "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
         ).stdout.strip()
         if found != "1":
-            self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                      DATABASE)
+            self._run(
+                "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE
+            )
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self._run("pg_ctl", "-D", str(self.pgdata), *args, check=check)
 
-    def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, program: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, Any] = {}
         if self._run_as is not None:
-            kwargs = {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid,
-                      "extra_groups": [], "cwd": "/"}
+            kwargs = {
+                "user": self._run_as.pw_uid,
+                "group": self._run_as.pw_gid,
+                "extra_groups": [],
+                "cwd": "/",
+            }
         # Output to a file, not a pipe: the postmaster that pg_ctl backgrounds inherits it, and
         # a pipe it keeps open would hang the read.
         with tempfile.TemporaryFile("w+") as output:
             result = subprocess.run(
-                [str(POSTGRES_BIN_PATH / program), *args], stdin=subprocess.DEVNULL,
-                stdout=output, stderr=subprocess.STDOUT, text=True, check=False, **kwargs,
+                [str(POSTGRES_BIN_PATH / program), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+                **kwargs,
             )
             output.seek(0)
             text = output.read()
@@ -145,8 +172,8 @@ class EmbeddedPostgres:
 
 
 def _unprivileged_user() -> pwd.struct_passwd:
-    entry = ensure_user_exists(UNPRIVILEGED_USER)
-    assert entry is not None
+    ensure_user_exists(UNPRIVILEGED_USER)
+    entry = pwd.getpwnam(UNPRIVILEGED_USER)
     # The wheel may sit under a root-only prefix (/root/.venv): let the user read and run it.
     readable = stat.S_IRGRP | stat.S_IROTH
     runnable = stat.S_IXGRP | stat.S_IXOTH

@@ -16,11 +16,13 @@ class EmbeddedValkey:
         self.directory = directory.resolve()
         self.durable = durable
         self._server: ValkeyServer | None = None
+        # Kept across stop/start so that clients reconnect to a restarted server.
+        self.port: int | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None and self._server.port is not None, "server not started"
-        return f"redis://127.0.0.1:{self._server.port}/0"
+        assert self.port is not None, "server not started"
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -32,9 +34,14 @@ class EmbeddedValkey:
             "save": "3600 1 300 100 60 10000" if self.durable else '""',
         }
         self._server = ValkeyServer(
-            host="127.0.0.1", data_dir=str(self.directory), persist=self.durable, config=config
+            port=self.port,
+            host="127.0.0.1",
+            data_dir=str(self.directory),
+            persist=self.durable,
+            config=config,
         )
         self._server.start(timeout=30)
+        self.port = self._server.port
         return self.url
 
     def stop(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
+from gamify.db import Conn
 
 RECORD = """
 INSERT INTO audit_log (tenant_id, actor, action, target, detail)
@@ -13,7 +13,12 @@ VALUES ($1, $2, $3, $4, $5)
 
 
 async def record(
-    conn: asyncpg.Connection, *, tenant: str | None, actor: str, action: str, target: str,
+    conn: Conn,
+    *,
+    tenant: str | None,
+    actor: str,
+    action: str,
+    target: str,
     detail: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(RECORD, tenant, actor, action, target, detail or {})

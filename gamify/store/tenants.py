@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from gamify.db import Conn
 from gamify.store import audit
 
 INSERT_TENANT = """
@@ -47,34 +48,50 @@ class StoredKey(msgspec.Struct, frozen=True):
     rate_limit: int | None
 
 
-async def create_tenant(conn: asyncpg.Connection, tenant_id: str, name: str, *,
-                        actor: str) -> Tenant:
+async def create_tenant(conn: Conn, tenant_id: str, name: str, *, actor: str) -> Tenant:
     async with conn.transaction():
         row = await conn.fetchrow(INSERT_TENANT, tenant_id, name)
         if row is None:
             raise TenantExists(tenant_id)
-        await audit.record(conn, tenant=tenant_id, actor=actor, action="tenant.create",
-                           target=tenant_id, detail={"name": name})
+        await audit.record(
+            conn,
+            tenant=tenant_id,
+            actor=actor,
+            action="tenant.create",
+            target=tenant_id,
+            detail={"name": name},
+        )
     return Tenant(row["id"], row["name"], row["created_at"])
 
 
 async def create_key(
-    conn: asyncpg.Connection, tenant_id: str, *, key_hash: bytes, prefix: str,
-    scopes: list[str], rate_limit: int | None, actor: str,
+    conn: Conn,
+    tenant_id: str,
+    *,
+    key_hash: bytes,
+    prefix: str,
+    scopes: list[str],
+    rate_limit: int | None,
+    actor: str,
 ) -> int:
     async with conn.transaction():
         if not await conn.fetchval(TENANT_EXISTS, tenant_id):
             raise TenantNotFound(tenant_id)
         row = await conn.fetchrow(INSERT_KEY, tenant_id, key_hash, prefix, scopes, rate_limit)
         assert row is not None
-        await audit.record(conn, tenant=tenant_id, actor=actor, action="key.create",
-                           target=f"key:{row['id']}",
-                           detail={"scopes": scopes, "rate_limit": rate_limit, "prefix": prefix})
+        await audit.record(
+            conn,
+            tenant=tenant_id,
+            actor=actor,
+            action="key.create",
+            target=f"key:{row['id']}",
+            detail={"scopes": scopes, "rate_limit": rate_limit, "prefix": prefix},
+        )
     key_id: int = row["id"]
     return key_id
 
 
-async def key_by_hash(conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes) -> StoredKey | None:
+async def key_by_hash(conn: Conn | asyncpg.Pool, key_hash: bytes) -> StoredKey | None:
     row = await conn.fetchrow(KEY_BY_HASH, key_hash)
     if row is None:
         return None

@@ -1,0 +1,104 @@
+"""Real Postgres and Valkey for the service tests, started once per session.
+
+With GAMIFY_TEST_DATABASE_URL and GAMIFY_TEST_REDIS_URL set, the tests use those servers
+(the database is created from scratch, so point it at a throwaway one); otherwise they start
+embedded servers in a temporary folder. Each test gets a truncated database and a flushed
+Redis database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from gamify import migrations
+from gamify.app import create_app
+from gamify.embedded import EmbeddedServers
+from gamify.settings import Settings
+from tests.gamify.support import ADMIN_TOKEN, Servers
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    database_url = os.environ.get("GAMIFY_TEST_DATABASE_URL")
+    redis_url = os.environ.get("GAMIFY_TEST_REDIS_URL")
+    if database_url and redis_url:
+        yield Servers(database_url, redis_url, None)
+        return
+    data_dir = tmp_path_factory.mktemp("servers")
+    embedded = EmbeddedServers(data_dir, durable=False)
+    embedded.start()
+    try:
+        assert embedded.database_url and embedded.redis_url
+        yield Servers(embedded.database_url, embedded.redis_url, embedded)
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def migrated(servers: Servers) -> str:
+    """The test database, migrated once; returns its URL."""
+    url = servers.database_url
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        await migrations.apply(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+async def clean(migrated: str, servers: Servers) -> AsyncIterator[None]:
+    conn = await asyncpg.connect(migrated)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'gamify_migrations'"
+        )
+        if tables:
+            names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    redis = Redis.from_url(servers.redis_url)
+    await redis.flushdb()
+    await redis.aclose()
+    yield
+
+
+@pytest.fixture
+def settings(servers: Servers, migrated: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=migrated,
+        redis_url=servers.redis_url,
+        admin_token=ADMIN_TOKEN,
+        data_dir=tmp_path,
+        secret="s" * 48,
+        db_pool_size=5,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clean: None) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def db(migrated: str, clean: None) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(migrated)
+    yield conn
+    await conn.close()

@@ -1,0 +1,52 @@
+"""Helpers the service tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from gamify.embedded import EmbeddedServers
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PROBLEM = "application/problem+json"
+
+
+class Servers(msgspec.Struct):
+    database_url: str
+    redis_url: str
+    embedded: EmbeddedServers | None
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def tenant_key(
+    client: AsyncTestClient[Litestar], tenant: str = "acme", scopes: tuple[str, ...] = ("read",)
+) -> str:
+    """Create `tenant` (if new) and a key with `scopes`; returns the key."""
+    created = await client.post(
+        "/v1/admin/tenants", json={"id": tenant, "name": tenant.title()}, headers=ADMIN
+    )
+    assert created.status_code in (201, 409), created.text
+    issued = await client.post(
+        f"/v1/admin/tenants/{tenant}/keys", json={"scopes": list(scopes)}, headers=ADMIN
+    )
+    assert issued.status_code == 201, issued.text
+    key: str = issued.json()["key"]
+    return key
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with `status`; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert "Traceback" not in response.text
+    return body

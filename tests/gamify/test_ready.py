@@ -1,0 +1,43 @@
+"""/ready tells which dependency is missing, and recovers when it is back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from gamify.app import create_app
+from gamify.embedded.valkey import EmbeddedValkey
+from gamify.settings import Settings
+from tests.gamify.support import assert_problem
+
+
+async def test_ready_is_503_while_redis_is_down_and_200_when_back(
+    settings: Settings, clean: None, tmp_path: Path
+) -> None:
+    valkey = EmbeddedValkey(tmp_path / "valkey", durable=False)
+    valkey.start()
+    try:
+        app = create_app(msgspec.structs.replace(settings, redis_url=valkey.url))
+        async with AsyncTestClient(app) as client:
+            assert (await client.get("/ready")).status_code == 200
+
+            valkey.stop()
+            body = assert_problem(await client.get("/ready"), 503)
+            assert [e["field"] for e in body["errors"]] == ["redis"]
+
+            valkey.start()
+            back = await client.get("/ready")
+            assert back.status_code == 200, back.text
+    finally:
+        valkey.stop()
+
+
+async def test_ready_is_503_when_migrations_are_pending(settings: Settings, clean: None) -> None:
+    app = create_app(settings)
+    async with AsyncTestClient(app) as client:
+        app.state.services.schema_version += 1  # as if this code shipped a newer migration
+        body = assert_problem(await client.get("/ready"), 503)
+    assert body["errors"][0]["field"] == "postgres"
+    assert "migrations pending" in body["errors"][0]["message"]
