@@ -88,7 +88,8 @@ _clone_decoder = msgspec.msgpack.Decoder(Acc)
 
 def clone(acc: Acc) -> Acc:
     """A deep copy (a refold must not disturb the checkpoint it starts from)."""
-    return _clone_decoder.decode(_clone_encoder.encode(acc))
+    copy: Acc = _clone_decoder.decode(_clone_encoder.encode(acc))
+    return copy
 
 
 class Tally(Protocol):
