@@ -48,7 +48,10 @@ from badges.rules import Rules
 from badges.times import Periods, to_us
 from badges.validate import validate
 
-__all__ = ["Derived", "Engine", "TypeIndex", "compile_rules"]
+__all__ = ["HISTORY_CAP", "Derived", "Engine", "TypeIndex", "compile_rules"]
+
+HISTORY_CAP = 10_000
+"""Events retained per player and campaign before the oldest are folded into a checkpoint."""
 
 Tap = tuple[int, Checks, object]
 """A badge index, the `where` checks the index did not already do, and a payload for `extract`."""
@@ -88,8 +91,9 @@ class Derived(msgspec.Struct, frozen=True):
 class Engine:
     """Compiled rules. Read-only after construction, so one instance can serve every player."""
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, history_cap: int = HISTORY_CAP) -> None:
         self.rules = rules
+        self.history_cap = max(1, history_cap)
         self.fingerprint = int.from_bytes(
             hashlib.blake2b(msgspec.json.encode(rules), digest_size=7).digest(), "big"
         )
@@ -106,6 +110,7 @@ class Engine:
         for i, badge in enumerate(rules.badges):
             self.tallies.append(self._index(i, badge.criteria) or ValueTally())
         self.derived = self._derived()
+        self.derived_at = {rule.index: rule for rule in self.derived}
         for rule in rules.scoring:
             if rule.points > 0:
                 self._type(rule.event).scoring.append((rule.points, compile_where(rule.where)))
@@ -230,11 +235,11 @@ def to_within(text: str | None) -> int:
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def compile_rules(rules: Rules) -> Engine:
+def compile_rules(rules: Rules, *, history_cap: int = HISTORY_CAP) -> Engine:
     """Validate and compile; raises RulesError listing every problem."""
     errors = validate(rules)
     if errors:
         raise RulesError(errors)
-    return Engine(rules)
+    return Engine(rules, history_cap)
 
 

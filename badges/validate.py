@@ -32,17 +32,18 @@ def validate(rules: Rules) -> list[FieldError]:
 
 
 def validate_parts(
-    rules: Rules,
+    rules: Rules | None,
     badges: Sequence[tuple[int, Badge]],
     scoring: Sequence[tuple[int, ScoringRule]],
     other_ids: Iterable[str] = (),
 ) -> list[FieldError]:
-    """Validate the badges and scoring rules that decoded, keeping their original indexes.
+    """Validate what decoded: the campaign fields (`rules`, if they decoded) and the badges and
+    scoring rules with their original indexes.
 
     `other_ids` are ids of badges that failed to decode: a reference to them is not reported as
     unknown, since the real problem was already reported where it is.
     """
-    errors = _campaign(rules)
+    errors = [] if rules is None else _campaign(rules)
     first_at: dict[str, int] = {}
     for i, badge in badges:
         path = f"badges[{i}]"

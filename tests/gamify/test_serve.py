@@ -15,20 +15,20 @@ import psutil
 import pytest
 
 from gamify.embedded.ports import free_port
-from tests.gamify.support import ADMIN, ADMIN_TOKEN, bearer
+from tests.gamify.support import ADMIN, ADMIN_TOKEN, Servers, bearer
 
 pytestmark = pytest.mark.slow
 STOP_WITHIN = 10.0
 
 
 class Served:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gamify", "serve", "--port", str(self.port)],
-            env=env_for(data_dir),
+            env=env_for(data_dir) | env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -140,3 +140,16 @@ def test_a_second_serve_refuses_and_the_cli_shares_the_running_servers(data_dir:
     finally:
         served.stop()
     assert leftovers(data_dir) == []
+
+
+def test_with_urls_set_serve_starts_no_servers(data_dir: Path, servers: Servers) -> None:
+    served = Served(
+        data_dir, GAMIFY_DATABASE_URL=servers.database_url, GAMIFY_REDIS_URL=servers.redis_url
+    )
+    try:
+        served.wait_ready()
+        assert leftovers(data_dir) == []
+        assert not (data_dir / "postgres").exists()
+        assert not (data_dir / "valkey").exists()
+    finally:
+        served.stop()

@@ -1,0 +1,84 @@
+"""A player's state in one campaign: what is stored per (player, campaign) row.
+
+Everything is an array-like msgspec Struct of integers and short strings, so the MessagePack
+bytes are compact and decode in microseconds for a typical player. Instants are microseconds
+since the epoch (see `times.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from badges.accumulators import Acc
+
+__all__ = ["Checkpoint", "Fact", "Held", "PlayerState"]
+
+
+class Fact(msgspec.Struct, array_like=True, frozen=True):
+    """An event as the history keeps it: only the attributes the rules read."""
+
+    t: int
+    id: str
+    type: str
+    attributes: dict[str, Any]
+
+
+class Held(msgspec.Struct, array_like=True, frozen=True):
+    t: int
+    points: int
+
+
+class Checkpoint(msgspec.Struct, array_like=True):
+    """The exact fold of the events dropped from the history (see the history cap in the
+    package docs): a refold starts here instead of from nothing."""
+
+    t: int  # (t, id) of the newest event folded in
+    id: str
+    accs: list[Acc | None]
+    awards: dict[str, int]  # badge id -> award time, for badges met inside the checkpoint
+    scored: list[tuple[int, int]]  # scoring points per quarter hour: (newest time, points)
+
+
+class PlayerState(msgspec.Struct, array_like=True, dict=True):
+    """Use `PlayerState.empty()` for a new player (or pass None to `apply`).
+
+    `apply` updates a state in place and returns it: copying thousands of history entries on
+    every call would cost more than the fold. `from_bytes(s.to_bytes())` is a deep copy.
+    """
+
+    rules: int = 0  # fingerprint of the compiled rules this state was folded with
+    facts: list[Fact] = []  # the retained history, sorted by (t, id)
+    accs: list[Acc | None] = []  # per badge, the fold so far; None = nothing yet, or met
+    awards: dict[str, Held] = {}
+    score: int = 0
+    reached: int | None = None
+    scored: int = 0  # points from scoring rules, included in `score`
+    scored_at: int | None = None  # newest event that earned scoring points
+    checkpoint: Checkpoint | None = None
+
+    @classmethod
+    def empty(cls) -> PlayerState:
+        return cls()
+
+    def to_bytes(self) -> bytes:
+        return _encoder.encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PlayerState:
+        state: PlayerState = _decoder.decode(data)
+        return state
+
+    def known_ids(self) -> set[str]:
+        """Ids of the retained history, built on first use and kept up to date by `apply`
+        (in the instance dict, which is not encoded)."""
+        cache = vars(self)
+        ids: set[str] | None = cache.get("_ids")
+        if ids is None:
+            ids = cache["_ids"] = {fact.id for fact in self.facts}
+        return ids
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(PlayerState)
