@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Hashable, Mapping
 from datetime import timedelta
-
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -196,18 +195,21 @@ class Engine:
         ordered: list[Derived] = []
         while pending:
             ready = [
-                i for i, c in pending.items()
+                i
+                for i, c in pending.items()
                 if not any(self.position[ref] in pending for ref in c.values)
             ]
             for i in ready:
                 criterion = pending.pop(i)
                 within = to_within(criterion.within)
-                ordered.append(Derived(
-                    index=i,
-                    refs=tuple(self.position[ref] for ref in criterion.values),
-                    need=criterion.min or len(criterion.values),
-                    deadline=self.starts + within if within else None,
-                ))
+                ordered.append(
+                    Derived(
+                        index=i,
+                        refs=tuple(self.position[ref] for ref in criterion.values),
+                        need=criterion.min or len(criterion.values),
+                        deadline=self.starts + within if within else None,
+                    )
+                )
         return ordered
 
     def _names(self) -> None:
@@ -241,5 +243,3 @@ def compile_rules(rules: Rules, *, history_cap: int = HISTORY_CAP) -> Engine:
     if errors:
         raise RulesError(errors)
     return Engine(rules, history_cap)
-
-

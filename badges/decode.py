@@ -56,7 +56,8 @@ def decode_rules(data: bytes | str | Mapping[str, Any]) -> Rules:
     if complete:
         rules = Rules(**campaign, badges=[b for _, b in badges], scoring=[s for _, s in scoring])
     failed_ids = [
-        item["id"] for item in raw.get("badges") or ()
+        item["id"]
+        for item in raw.get("badges") or ()
         if isinstance(item, dict) and isinstance(item.get("id"), str)
     ]
     errors += validate_parts(rules, badges, scoring, failed_ids)
@@ -106,6 +107,8 @@ def _field_error(text: str, path: str) -> FieldError:
     if missing := _MISSING_FIELD.match(message):
         return FieldError(f"{field}.{missing['name']}", "is required")
     if field.endswith("criteria.kind") and message.startswith("Invalid value"):
-        return FieldError(field, f"{message.removeprefix('Invalid value ')} is not a criteria "
-                          f"kind; use one of {_KINDS}")
+        return FieldError(
+            field,
+            f"{message.removeprefix('Invalid value ')} is not a criteria kind; use one of {_KINDS}",
+        )
     return FieldError(field, message)

@@ -59,10 +59,7 @@ def compile_where(where: Where | None, skip: str | None = None) -> Checks:
 
 
 def passes(checks: Checks, attributes: Mapping[str, Any]) -> bool:
-    for attribute, keys in checks:
-        if scalar_key(attributes.get(attribute, MISSING)) not in keys:
-            return False
-    return True
+    return all(scalar_key(attributes.get(name, MISSING)) in keys for name, keys in checks)
 
 
 def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Scalar]:
@@ -74,11 +71,16 @@ def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, 
     out: dict[str, Scalar] = {}
     for name in names:
         value = attributes.get(name, MISSING)
-        if value is None or isinstance(value, str | float | bool):
-            out[name] = value
-        elif isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
+        if _storable(value):
             out[name] = value
     return out
+
+
+def _storable(value: object) -> bool:
+    """A JSON scalar that MessagePack can hold (its integers stop at 64 bits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _INT64[0] <= value <= _INT64[1]
+    return value is None or isinstance(value, str | float | bool)
 
 
 def number(value: object) -> int | float | None:

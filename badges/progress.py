@@ -151,8 +151,9 @@ class _Run:
             score_after=state.score,
             reached_at_before=None if self.reached_before is None else from_us(self.reached_before),
             reached_at_after=None if state.reached is None else from_us(state.reached),
-            progress=[Progress(engine.ids[i], current(engine, state, i), engine.target(i))
-                      for i in order],
+            progress=[
+                Progress(engine.ids[i], current(engine, state, i), engine.target(i)) for i in order
+            ],
         )
 
 

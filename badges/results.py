@@ -45,6 +45,5 @@ class Effects(msgspec.Struct):
     def changed(self) -> bool:
         """Whether the player's badges or score changed (progress alone does not count)."""
         return bool(self.awarded or self.moved) or (
-            self.score_before != self.score_after
-            or self.reached_at_before != self.reached_at_after
+            self.score_before != self.score_after or self.reached_at_before != self.reached_at_after
         )

@@ -49,8 +49,10 @@ def validate_parts(
         path = f"badges[{i}]"
         if badge.id in first_at:
             errors.append(
-                FieldError(f"{path}.id", f"duplicate badge id {badge.id!r} "
-                           f"(first at badges[{first_at[badge.id]}])")
+                FieldError(
+                    f"{path}.id",
+                    f"duplicate badge id {badge.id!r} (first at badges[{first_at[badge.id]}])",
+                )
             )
         else:
             first_at[badge.id] = i
@@ -116,8 +118,10 @@ def _criterion(criterion: Criterion, path: str) -> list[FieldError]:
             errors.append(FieldError(f"{path}.min", "must be at least 1"))
         elif criterion.min > len(criterion.values):
             errors.append(
-                FieldError(f"{path}.min", f"{criterion.min} is more than the "
-                           f"{len(criterion.values)} values listed")
+                FieldError(
+                    f"{path}.min",
+                    f"{criterion.min} is more than the {len(criterion.values)} values listed",
+                )
             )
     if criterion.where is not None:
         errors += _where(criterion.where, f"{path}.where")
@@ -182,8 +186,10 @@ def _references(badges: Sequence[tuple[int, Badge]], known: set[str]) -> list[Fi
                 edges[badge.id].append(ref)
     for cycle in _cycles(edges):
         errors.append(
-            FieldError(f"badges[{where_is[cycle[0]]}].criteria.values",
-                       "badges form a cycle: " + " -> ".join([*cycle, cycle[0]]))
+            FieldError(
+                f"badges[{where_is[cycle[0]]}].criteria.values",
+                "badges form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+            )
         )
     return errors
 
@@ -207,7 +213,7 @@ def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
                 stack.append((node, child + 1))
                 target = targets[child]
                 if state.get(target) == 1:
-                    cycles.append(path[path.index(target):])
+                    cycles.append(path[path.index(target) :])
                 elif target not in state:
                     stack.append((target, 0))
             else:
