@@ -13,7 +13,7 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from gamify import __version__, db, migrations, redis_client
-from gamify.api import admin, health, me
+from gamify.api import admin, campaigns, health, me
 from gamify.problems import HANDLERS
 from gamify.request_id import RequestIdMiddleware
 from gamify.services import Services
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> Litestar:
             health.ready,
             me.me,
             admin.AdminController,
+            campaigns.CampaignController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],
