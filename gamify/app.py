@@ -13,7 +13,7 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from gamify import __version__, db, migrations, redis_client
-from gamify.api import admin, campaigns, health, me
+from gamify.api import admin, campaigns, events, health, me
 from gamify.problems import HANDLERS
 from gamify.request_id import RequestIdMiddleware
 from gamify.services import Services
@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> Litestar:
             me.me,
             admin.AdminController,
             campaigns.CampaignController,
+            events.post_events,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],

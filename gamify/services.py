@@ -9,6 +9,7 @@ import asyncpg
 from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
+from gamify.engines import EngineCache
 from gamify.settings import Settings
 
 
@@ -19,6 +20,7 @@ class Services:
     redis: Redis
     # The newest migration this code knows; /ready compares the database against it.
     schema_version: int
+    engines: EngineCache = field(default_factory=EngineCache)
     # Authenticated key lookups, hash -> (principal, expires at monotonic time).
     key_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
 

@@ -1,0 +1,243 @@
+"""The write path: one transaction takes a batch of events and returns what each one earned.
+
+Steps, all inside one transaction (see DESIGN.md):
+1. insert the events (ON CONFLICT DO NOTHING); an id that was already there is a duplicate,
+   answered with its stored awards, or rejected when its payload differs;
+2. lock the progress rows of the touched (campaign, player) pairs in a fixed order;
+3. run the engine on each pair, one event at a time in request order, so each result lists
+   exactly the awards its own arrival granted;
+4. write states, scores, awards (unique per player, campaign and badge), the awards of each
+   event (for replays) and an outbox row for each award and score change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+import badges
+from gamify.db import Conn
+from gamify.engines import CompiledCampaign, EngineCache
+from gamify.store import campaigns, events, players, progress
+from gamify.store.progress import AwardRow, OutboxRow, Pair, SavedProgress
+from gamify.wire import AwardOut, EventIn, EventResult, ScoreOut
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_ATTRIBUTES_BYTES = 4096
+
+
+def payload_hash(event: EventIn) -> bytes:
+    """A digest of everything but the id, stable across key order and time zone notation."""
+    canonical = msgspec.json.encode(
+        [event.player, event.type, event.occurred_at.astimezone(UTC), event.attributes],
+        order="sorted",
+    )
+    return hashlib.sha256(canonical).digest()
+
+
+def precheck(event: EventIn, now: datetime) -> str | None:
+    """Why a well-formed event cannot be taken, or None."""
+    if event.occurred_at > now + FUTURE_TOLERANCE:
+        return "occurred_at is more than 5 minutes in the future"
+    if len(msgspec.json.encode(event.attributes)) > MAX_ATTRIBUTES_BYTES:
+        return f"attributes exceed {MAX_ATTRIBUTES_BYTES} bytes of JSON"
+    return None
+
+
+class Batch:
+    """One request's events and, as the steps go, their results."""
+
+    def __init__(self, incoming: list[EventIn], now: datetime) -> None:
+        self.incoming = incoming
+        self.results: list[EventResult | None] = [None] * len(incoming)
+        self.hashes = [payload_hash(e) for e in incoming]
+        self.first: dict[str, int] = {}  # id -> index of its first occurrence
+        self.candidates: list[int] = []
+        for i, event in enumerate(incoming):
+            error = precheck(event, now)
+            if error is not None:
+                self.results[i] = EventResult(event.id, "rejected", [], [], error)
+            elif event.id in self.first:
+                continue  # settled once the first occurrence is
+            else:
+                self.first[event.id] = i
+                self.candidates.append(i)
+
+    def settle_repeats(self) -> None:
+        """The same id again within one request: a duplicate of the first, or a conflict."""
+        for i, event in enumerate(self.incoming):
+            first = self.first.get(event.id)
+            if self.results[i] is not None or first is None or first == i:
+                continue
+            original = self.results[first]
+            assert original is not None
+            if self.hashes[i] != self.hashes[first]:
+                self.results[i] = _reused(event.id)
+            elif original.status == "rejected":
+                self.results[i] = original
+            else:
+                self.results[i] = EventResult(event.id, "duplicate", original.awards, [])
+
+    def finished(self) -> list[EventResult]:
+        assert all(r is not None for r in self.results)
+        return [r for r in self.results if r is not None]
+
+
+def _reused(event_id: str) -> EventResult:
+    return EventResult(
+        event_id, "rejected", [], [], "this id was already used with a different payload"
+    )
+
+
+async def ingest(
+    conn: Conn, tenant: str, incoming: list[EventIn], cache: EngineCache, now: datetime
+) -> list[EventResult]:
+    batch = Batch(incoming, now)
+    async with conn.transaction():
+        fresh = await _insert(conn, tenant, batch)
+        if fresh:
+            await _fold(conn, tenant, batch, fresh, cache)
+    batch.settle_repeats()
+    return batch.finished()
+
+
+async def _insert(conn: Conn, tenant: str, batch: Batch) -> list[int]:
+    """Insert the candidates; settles duplicates and returns the indexes of new events."""
+    if not batch.candidates:
+        return []
+    chosen = [batch.incoming[i] for i in batch.candidates]
+    await players.ensure(conn, tenant, [e.player for e in chosen])
+    inserted = await events.insert(
+        conn,
+        tenant,
+        [
+            events.NewEvent(e.id, e.player, e.type, e.occurred_at, e.attributes, batch.hashes[i])
+            for i, e in zip(batch.candidates, chosen, strict=True)
+        ],
+    )
+    existing = [e.id for e in chosen if e.id not in inserted]
+    stored = await events.stored(conn, tenant, existing) if existing else {}
+    fresh: list[int] = []
+    for i in batch.candidates:
+        event = batch.incoming[i]
+        if event.id in inserted:
+            fresh.append(i)
+            continue
+        before = stored[event.id]
+        if before.payload_hash != batch.hashes[i]:
+            batch.results[i] = _reused(event.id)
+        else:
+            awards = msgspec.convert(before.awards, list[AwardOut])
+            batch.results[i] = EventResult(event.id, "duplicate", awards, [])
+    return fresh
+
+
+async def _fold(
+    conn: Conn, tenant: str, batch: Batch, fresh: list[int], cache: EngineCache
+) -> None:
+    compiled = [cache.get(tenant, c) for c in await campaigns.open_campaigns(conn, tenant)]
+    touched: dict[int, list[CompiledCampaign]] = {
+        i: [c for c in compiled if c.counts(batch.incoming[i].occurred_at)] for i in fresh
+    }
+    pairs = sorted({Pair(c.id, batch.incoming[i].player) for i, cs in touched.items() for c in cs})
+    stored_states = await progress.lock(conn, tenant, pairs) if pairs else {}
+    folding = _Folding(tenant, stored_states)
+    for i in fresh:
+        folding.apply(batch.incoming[i], touched[i])
+    await progress.save(conn, tenant, folding.saved())
+    await progress.award(conn, tenant, folding.award_rows)
+    await progress.outbox(conn, tenant, folding.outbox_rows())
+    await events.set_awards(
+        conn,
+        tenant,
+        {
+            event_id: [msgspec.to_builtins(a) for a in awards]
+            for event_id, awards in folding.awards_by_event.items()
+            if awards
+        },
+    )
+    for i in fresh:
+        event = batch.incoming[i]
+        scores = [
+            ScoreOut(c.id, "campaign", folding.score(Pair(c.id, event.player))) for c in touched[i]
+        ]
+        batch.results[i] = EventResult(
+            event.id, "accepted", folding.awards_by_event.get(event.id, []), scores
+        )
+
+
+class _Folding:
+    """Engine states of the locked pairs, and everything their changes must write."""
+
+    def __init__(self, tenant: str, stored: dict[Pair, bytes]) -> None:
+        self.tenant = tenant
+        self.states: dict[Pair, badges.PlayerState | None] = {
+            pair: badges.PlayerState.from_bytes(raw) if raw else None
+            for pair, raw in stored.items()
+        }
+        self.before: dict[Pair, tuple[int, datetime | None]] = {}
+        self.after: dict[Pair, tuple[int, datetime | None]] = {}
+        self.award_rows: list[AwardRow] = []
+        self.awards_by_event: dict[str, list[AwardOut]] = defaultdict(list)
+
+    def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
+        engine_event = badges.Event(event.id, event.type, event.occurred_at, event.attributes)
+        for compiled in touched:
+            pair = Pair(compiled.id, event.player)
+            state, effects = badges.apply(compiled.engine, self.states.get(pair), [engine_event])
+            self.states[pair] = state
+            self.before.setdefault(pair, (effects.score_before, effects.reached_at_before))
+            self.after[pair] = (effects.score_after, effects.reached_at_after)
+            for award in [*effects.awarded, *effects.moved]:
+                self.award_rows.append(
+                    AwardRow(pair, award.badge, award.awarded_at, award.points, event.id)
+                )
+            self.awards_by_event[event.id] += [
+                AwardOut(compiled.id, a.badge, a.awarded_at) for a in effects.awarded
+            ]
+
+    def score(self, pair: Pair) -> int:
+        return self.after.get(pair, (0, None))[0]
+
+    def saved(self) -> list[SavedProgress]:
+        return [
+            SavedProgress(pair, state.to_bytes(), *self.after.get(pair, (0, None)))
+            for pair, state in self.states.items()
+            if state is not None and pair in self.after
+        ]
+
+    def outbox_rows(self) -> list[OutboxRow]:
+        rows = [
+            OutboxRow(
+                "badge_awarded",
+                award.pair,
+                {
+                    "campaign": award.pair.campaign,
+                    "player": award.pair.player,
+                    "badge": award.badge,
+                    "awarded_at": award.awarded_at.isoformat(),
+                    "points": award.points,
+                    "event": award.event_id,
+                },
+            )
+            for award in self.award_rows
+        ]
+        for pair, (score, reached_at) in self.after.items():
+            if (score, reached_at) != self.before[pair]:
+                rows.append(
+                    OutboxRow("score_changed", pair, _score_payload(pair, score, reached_at))
+                )
+        return rows
+
+
+def _score_payload(pair: Pair, score: int, reached_at: datetime | None) -> dict[str, Any]:
+    return {
+        "campaign": pair.campaign,
+        "player": pair.player,
+        "score": score,
+        "reached_at": reached_at.isoformat() if reached_at else None,
+    }

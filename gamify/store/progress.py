@@ -1,0 +1,128 @@
+"""Per (player, campaign) engine state, the awards it holds, and the outbox of what changed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from gamify.db import Conn
+
+# Missing rows are created first so that every pair can be locked; both statements walk the
+# pairs in (campaign, player) order, so concurrent writers queue instead of deadlocking.
+ENSURE = """
+INSERT INTO progress (tenant_id, campaign_id, player_id, state)
+SELECT $1, p.campaign, p.player, '\\x'::bytea
+FROM unnest($2::text[], $3::text[]) AS p (campaign, player)
+ORDER BY p.campaign, p.player
+ON CONFLICT DO NOTHING
+"""
+LOCK = """
+SELECT campaign_id, player_id, state FROM progress
+WHERE tenant_id = $1 AND (campaign_id, player_id) IN (
+    SELECT * FROM unnest($2::text[], $3::text[]))
+ORDER BY campaign_id, player_id
+FOR UPDATE
+"""
+SAVE = """
+UPDATE progress SET state = s.state, score = s.score, reached_at = s.reached_at,
+                    updated_at = now()
+FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::timestamptz[])
+     AS s (campaign, player, state, score, reached_at)
+WHERE progress.tenant_id = $1 AND progress.campaign_id = s.campaign
+  AND progress.player_id = s.player
+"""
+# A moved award keeps its row and takes the earlier time; the primary key makes a second
+# award of the same badge impossible whatever the code above it does.
+AWARD = """
+INSERT INTO awards (tenant_id, campaign_id, player_id, badge_id, awarded_at, points, event_id)
+SELECT $1, a.campaign, a.player, a.badge, a.awarded_at, a.points, a.event_id
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[])
+     AS a (campaign, player, badge, awarded_at, points, event_id)
+ON CONFLICT (tenant_id, campaign_id, player_id, badge_id) DO UPDATE
+SET awarded_at = LEAST(awards.awarded_at, EXCLUDED.awarded_at)
+"""
+OUTBOX = """
+INSERT INTO outbox (tenant_id, kind, campaign_id, player_id, payload)
+SELECT $1, o.kind, o.campaign, o.player, o.payload
+FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[]) AS o (kind, campaign, player, payload)
+"""
+
+
+class Pair(msgspec.Struct, frozen=True, order=True):
+    campaign: str
+    player: str
+
+
+class SavedProgress(msgspec.Struct, frozen=True):
+    pair: Pair
+    state: bytes
+    score: int
+    reached_at: datetime | None
+
+
+class AwardRow(msgspec.Struct, frozen=True):
+    pair: Pair
+    badge: str
+    awarded_at: datetime
+    points: int
+    event_id: str
+
+
+class OutboxRow(msgspec.Struct, frozen=True):
+    kind: str
+    pair: Pair
+    payload: dict[str, Any]
+
+
+async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, bytes]:
+    """Lock the progress rows of `pairs` (creating missing ones); returns their states."""
+    ordered = sorted(set(pairs))
+    campaigns = [p.campaign for p in ordered]
+    players = [p.player for p in ordered]
+    await conn.execute(ENSURE, tenant, campaigns, players)
+    rows = await conn.fetch(LOCK, tenant, campaigns, players)
+    return {Pair(r["campaign_id"], r["player_id"]): bytes(r["state"]) for r in rows}
+
+
+async def save(conn: Conn, tenant: str, saved: list[SavedProgress]) -> None:
+    if not saved:
+        return
+    await conn.execute(
+        SAVE,
+        tenant,
+        [s.pair.campaign for s in saved],
+        [s.pair.player for s in saved],
+        [s.state for s in saved],
+        [s.score for s in saved],
+        [s.reached_at for s in saved],
+    )
+
+
+async def award(conn: Conn, tenant: str, awards: list[AwardRow]) -> None:
+    if not awards:
+        return
+    await conn.execute(
+        AWARD,
+        tenant,
+        [a.pair.campaign for a in awards],
+        [a.pair.player for a in awards],
+        [a.badge for a in awards],
+        [a.awarded_at for a in awards],
+        [a.points for a in awards],
+        [a.event_id for a in awards],
+    )
+
+
+async def outbox(conn: Conn, tenant: str, rows: list[OutboxRow]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        OUTBOX,
+        tenant,
+        [r.kind for r in rows],
+        [r.pair.campaign for r in rows],
+        [r.pair.player for r in rows],
+        [r.payload for r in rows],
+    )

@@ -1,0 +1,213 @@
+"""The award endpoint: events in, badges and scores out, exactly once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.gamify.campaigns_data import earn_your_wings
+from tests.gamify.support import assert_problem, bearer, tenant_key
+
+PARTNER = ("events:write", "campaigns:write", "read")
+
+
+def flight(
+    event_id: str, player: str, destination: str, when: datetime, **attributes: Any
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "player": player,
+        "type": "flight.completed",
+        "occurred_at": when.isoformat(),
+        "attributes": {"destination": destination, **attributes},
+    }
+
+
+@pytest.fixture
+async def partner(client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    """A tenant with the live "Earn your wings" campaign; returns its key's headers."""
+    key = await tenant_key(client, scopes=PARTNER)
+    created = await client.post("/v1/campaigns", json=earn_your_wings(), headers=bearer(key))
+    assert created.status_code == 201, created.text
+    return bearer(key)
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+async def post(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], *events: dict[str, Any]
+) -> list[dict[str, Any]]:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=headers)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
+async def test_a_flight_earns_its_destination_badge(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    when = hours_ago(5)
+    [result] = await post(client, partner, flight("pnr-1", "p-42", "YVR", when, miles=2300))
+    assert result["status"] == "accepted"
+    assert [(a["campaign"], a["badge"]) for a in result["awards"]] == [("earn-your-wings", "yvr")]
+    assert datetime.fromisoformat(result["awards"][0]["awarded_at"]) == when
+    assert result["scores"] == [{"campaign": "earn-your-wings", "board": "campaign", "score": 1}]
+
+
+async def test_ten_destinations_earn_the_explorer_badge_on_the_tenth(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    codes = ["YVR", "YYC", "YEG", "YWG", "YUL", "YOW", "YHZ", "YQB", "YYJ", "YXE"]
+    flights = [flight(f"f{i}", "p-7", code, hours_ago(100 - i)) for i, code in enumerate(codes)]
+    results = await post(client, partner, *flights)
+    assert [r["status"] for r in results] == ["accepted"] * 10
+    assert sorted(a["badge"] for a in results[9]["awards"]) == ["explorer", "yxe"]
+    assert results[9]["scores"][0]["score"] == 10 + 5
+
+
+async def test_a_replay_is_a_duplicate_with_the_original_awards(
+    client: AsyncTestClient[Litestar], partner: dict[str, str], db: asyncpg.Connection
+) -> None:
+    event = flight("pnr-2", "p-1", "YUL", hours_ago(3))
+    [first] = await post(client, partner, event)
+    counts = await _counts(db)
+    [again] = await post(client, partner, event)
+    assert again["status"] == "duplicate"
+    assert again["awards"] == first["awards"]
+    assert await _counts(db) == counts
+
+
+async def test_an_id_reused_with_another_payload_is_rejected_alone(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    await post(client, partner, flight("pnr-3", "p-1", "YUL", hours_ago(3)))
+    results = await post(
+        client,
+        partner,
+        flight("pnr-3", "p-1", "YVR", hours_ago(3)),
+        flight("pnr-4", "p-1", "YVR", hours_ago(2)),
+    )
+    assert results[0]["status"] == "rejected"
+    assert "different payload" in results[0]["error"]
+    assert results[1]["status"] == "accepted"
+
+
+async def test_the_same_id_twice_in_one_request(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    event = flight("pnr-5", "p-1", "YYC", hours_ago(3))
+    changed = flight("pnr-5", "p-1", "YEG", hours_ago(3))
+    results = await post(client, partner, event, event, changed)
+    assert [r["status"] for r in results] == ["accepted", "duplicate", "rejected"]
+    assert results[1]["awards"] == results[0]["awards"]
+
+
+async def test_an_event_from_the_future_is_rejected_alone(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=4)
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    results = await post(
+        client, partner, flight("a", "p-1", "YVR", later), flight("b", "p-1", "YYC", soon)
+    )
+    assert results[0]["status"] == "rejected"
+    assert "future" in results[0]["error"]
+    assert results[1]["status"] == "accepted"
+
+
+async def test_oversized_attributes_are_rejected_alone(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    results = await post(
+        client,
+        partner,
+        flight("big", "p-1", "YVR", hours_ago(1), notes="x" * 5000),
+        flight("small", "p-1", "YYC", hours_ago(1)),
+    )
+    assert [r["status"] for r in results] == ["rejected", "accepted"]
+
+
+async def test_an_event_outside_the_campaign_changes_nothing_there(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    [result] = await post(client, partner, flight("old", "p-1", "YVR", hours_ago(24 * 40)))
+    assert result == {"id": "old", "status": "accepted", "awards": [], "scores": []}
+
+
+async def test_bad_input_names_every_bad_field_and_writes_nothing(
+    client: AsyncTestClient[Litestar], partner: dict[str, str], db: asyncpg.Connection
+) -> None:
+    good = flight("ok", "p-1", "YVR", hours_ago(1))
+    bad_type = {**good, "id": "t", "player": 42}
+    missing = {k: v for k, v in good.items() if k != "type"}
+    bad_time = {**good, "id": "bt", "occurred_at": "yesterday"}
+    naive_time = {**good, "id": "nt", "occurred_at": "2026-01-01T10:00:00"}
+    response = await client.post(
+        "/v1/events",
+        json={"events": [good, bad_type, missing, bad_time, naive_time]},
+        headers=partner,
+    )
+    fields = [e["field"] for e in assert_problem(response, 400)["errors"]]
+    assert fields == [
+        "events[1].player",
+        "events[2].type",
+        "events[3].occurred_at",
+        "events[4].occurred_at",
+    ]
+    assert await _counts(db) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"events": []}',
+        b'{"events": {}}',
+        b'{"events": [1]}',
+        b"{}",
+        b'{"events": [], "extra": 1}',
+    ],
+)
+async def test_malformed_bodies_are_400(
+    client: AsyncTestClient[Litestar], partner: dict[str, str], body: bytes
+) -> None:
+    response = await client.post("/v1/events", content=body, headers=partner)
+    assert assert_problem(response, 400)["errors"]
+
+
+async def test_more_than_1000_events_is_400_and_a_huge_body_is_413(
+    client: AsyncTestClient[Litestar], partner: dict[str, str], db: asyncpg.Connection
+) -> None:
+    many = [flight(f"e{i}", "p-1", "YVR", hours_ago(1)) for i in range(1001)]
+    too_many = await client.post("/v1/events", json={"events": many}, headers=partner)
+    assert assert_problem(too_many, 400)["errors"][0]["field"] == "events"
+    huge = flight("h", "p-1", "YVR", hours_ago(1), notes="x" * (1024 * 1024))
+    assert_problem(await client.post("/v1/events", json={"events": [huge]}, headers=partner), 413)
+    assert await _counts(db) == (0, 0, 0)
+
+
+async def test_writing_events_needs_the_events_scope(client: AsyncTestClient[Litestar]) -> None:
+    reader = await tenant_key(client, scopes=("read",))
+    response = await client.post(
+        "/v1/events",
+        json={"events": [flight("x", "p-1", "YVR", hours_ago(1))]},
+        headers=bearer(reader),
+    )
+    assert_problem(response, 403)
+
+
+async def _counts(db: asyncpg.Connection) -> tuple[int, int, int]:
+    row = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM awards),"
+        " (SELECT count(*) FROM outbox)"
+    )
+    assert row is not None
+    return (row[0], row[1], row[2])
