@@ -13,11 +13,11 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from gamify import __version__, db, migrations, redis_client
-from gamify.api import admin, campaigns, events, health, me
+from gamify.api import admin, campaigns, events, health, me, players
 from gamify.problems import HANDLERS
 from gamify.request_id import RequestIdMiddleware
 from gamify.services import Services
-from gamify.settings import Settings
+from gamify.settings import Settings, ensure_secret
 
 MAX_BODY_BYTES = 1024 * 1024
 DOCS_ASSETS = "/schema/assets"
@@ -26,6 +26,7 @@ DOCS_ASSETS = "/schema/assets"
 def create_app(settings: Settings) -> Litestar:
     if settings.database_url is None or settings.redis_url is None:
         raise ValueError("create_app needs both URLs; resolve embedded servers first")
+    settings = ensure_secret(settings)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> Litestar:
             admin.AdminController,
             campaigns.CampaignController,
             events.post_events,
+            players.PlayerController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],

@@ -12,6 +12,7 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from gamify import tokens
 from gamify.problems import ApiError
 from gamify.services import services_of
 from gamify.store import tenants
@@ -24,16 +25,20 @@ KEY_CACHE_MAX = 10_000
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """Who is calling: a tenant API key with its scopes."""
+    """Who is calling: a tenant API key with its scopes, or one player with a player token."""
 
     tenant: str
     scopes: frozenset[str]
     key_id: int | None = None
     rate_limit: int | None = None
+    player: str | None = None
 
     @property
     def actor(self) -> str:
-        return f"key:{self.key_id}"
+        return f"key:{self.key_id}" if self.player is None else f"player:{self.player}"
+
+    def may_read_player(self, player: str) -> bool:
+        return self.player is None or self.player == player
 
 
 def new_key() -> str:
@@ -61,12 +66,19 @@ def unauthorized(detail: str) -> ApiError:
     return ApiError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+async def authenticate(
+    connection: ASGIConnection[Any, Any, Any, Any], *, player_tokens: bool = False
+) -> Principal:
     credential = bearer(connection)
     if credential is None:
         raise unauthorized("send an API key as `Authorization: Bearer gk_…`")
     if not credential.startswith(KEY_PREFIX):
-        raise unauthorized("the credential is not a gamify API key")
+        if not player_tokens:
+            raise unauthorized("this endpoint takes a tenant API key")
+        verified = tokens.verify(_secret(connection), credential)
+        if verified is None:
+            raise unauthorized("invalid or expired player token")
+        return Principal(verified.tenant, frozenset({"read"}), player=verified.player)
     services = services_of(connection)
     digest = hash_key(credential)
     cached = services.key_cache.get(digest)
@@ -84,8 +96,9 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     return principal
 
 
-def requires(scope: str | None) -> Any:
-    """A guard admitting tenant keys that hold `scope` (any valid key when None).
+def requires(scope: str | None, *, player_tokens: bool = False) -> Any:
+    """A guard admitting tenant keys that hold `scope` (any valid key when None), and with
+    `player_tokens`, player tokens too (which only ever hold `read`).
 
     The principal is left in `connection.scope["auth"]` for the handler (`request.auth`).
     """
@@ -93,12 +106,18 @@ def requires(scope: str | None) -> Any:
         raise ValueError(f"unknown scope {scope}")
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = await authenticate(connection)
+        principal = await authenticate(connection, player_tokens=player_tokens)
         if scope is not None and scope not in principal.scopes:
             raise ApiError(403, "Forbidden", f"this API key lacks the `{scope}` scope")
         connection.scope["auth"] = principal
 
     return guard
+
+
+def _secret(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    secret = services_of(connection).settings.secret
+    assert secret is not None, "create_app is given settings with a secret"
+    return secret
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

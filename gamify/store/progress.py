@@ -126,3 +126,43 @@ async def outbox(conn: Conn, tenant: str, rows: list[OutboxRow]) -> None:
         [r.pair.player for r in rows],
         [r.payload for r in rows],
     )
+
+
+PROFILE = """
+SELECT p.campaign_id, p.state, p.score, c.version, c.document
+FROM progress p JOIN campaigns c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+WHERE p.tenant_id = $1 AND p.player_id = $2
+ORDER BY p.campaign_id
+"""
+HELD = """
+SELECT campaign_id, badge_id, awarded_at FROM awards
+WHERE tenant_id = $1 AND player_id = $2
+ORDER BY campaign_id, awarded_at, badge_id
+"""
+
+
+class PlayerCampaign(msgspec.Struct, frozen=True):
+    campaign: str
+    version: int
+    document: dict[str, Any]
+    state: bytes
+    score: int
+
+
+class HeldAward(msgspec.Struct, frozen=True):
+    campaign: str
+    badge: str
+    awarded_at: datetime
+
+
+async def of_player(conn: Conn, tenant: str, player: str) -> list[PlayerCampaign]:
+    rows = await conn.fetch(PROFILE, tenant, player)
+    return [
+        PlayerCampaign(r["campaign_id"], r["version"], r["document"], bytes(r["state"]), r["score"])
+        for r in rows
+    ]
+
+
+async def held(conn: Conn, tenant: str, player: str) -> list[HeldAward]:
+    rows = await conn.fetch(HELD, tenant, player)
+    return [HeldAward(r["campaign_id"], r["badge_id"], r["awarded_at"]) for r in rows]
