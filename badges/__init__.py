@@ -84,7 +84,7 @@ from badges.criteria import (
 from badges.decode import decode_rules
 from badges.durations import parse_duration
 from badges.errors import FieldError, RulesError
-from badges.progress import apply, progress
+from badges.fold import apply, progress
 from badges.results import Award, Effects, Progress
 from badges.rules import Badge, Event, Reward, Rules, ScoringRule
 from badges.scoring import held_badges, points_timeline, window_score

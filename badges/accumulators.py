@@ -28,44 +28,44 @@ Number = int | float
 Key = str | int | float
 
 
-class CountAcc(msgspec.Struct, array_like=True, tag=1):
+class CountAcc(msgspec.Struct, array_like=True, gc=False, tag=1):
     n: int = 0
 
 
-class SumAcc(msgspec.Struct, array_like=True, tag=2):
+class SumAcc(msgspec.Struct, array_like=True, gc=False, tag=2):
     total: Number = 0
 
 
-class SetAcc(msgspec.Struct, array_like=True, tag=3):
+class SetAcc(msgspec.Struct, array_like=True, gc=False, tag=3):
     """Distinct values (`distinct`) or positions in `values` (`collection`)."""
 
     seen: set[Key] = set()
 
 
-class StreakAcc(msgspec.Struct, array_like=True, tag=4):
+class StreakAcc(msgspec.Struct, array_like=True, gc=False, tag=4):
     last: int = 0  # period number of the last matching event; 0 = none yet
     run: int = 0
 
 
-class CountWindowAcc(msgspec.Struct, array_like=True, tag=5):
+class CountWindowAcc(msgspec.Struct, array_like=True, gc=False, tag=5):
     """The matching events still inside the window, oldest first (likewise below)."""
 
     times: list[int] = []
 
 
-class SumWindowAcc(msgspec.Struct, array_like=True, tag=6):
+class SumWindowAcc(msgspec.Struct, array_like=True, gc=False, tag=6):
     times: list[int] = []
     values: list[Number] = []
     total: Number = 0
 
 
-class DistinctWindowAcc(msgspec.Struct, array_like=True, tag=7):
+class DistinctWindowAcc(msgspec.Struct, array_like=True, gc=False, tag=7):
     times: list[int] = []
     values: list[Key] = []
     last: dict[Key, int] = {}  # value -> its newest time; its size is the distinct count
 
 
-class StreakWindowAcc(msgspec.Struct, array_like=True, tag=8):
+class StreakWindowAcc(msgspec.Struct, array_like=True, gc=False, tag=8):
     times: list[int] = []  # the newest event of each period in `periods`
     periods: list[int] = []
     run: int = 0
@@ -125,7 +125,10 @@ class _ValueOf:
     attribute: str
 
     def extract(self, attributes: Mapping[str, Any], payload: object) -> object:
-        value = tally_value(attributes.get(self.attribute))
+        value = attributes.get(self.attribute)
+        if type(value) is str:  # the common case, first
+            return value
+        value = tally_value(value)
         return MISSING if value is None else value
 
 

@@ -9,7 +9,7 @@ must look at every event of the type. An event for the Vancouver badge reaches t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,19 +52,22 @@ __all__ = ["HISTORY_CAP", "Derived", "Engine", "TypeIndex", "compile_rules"]
 HISTORY_CAP = 10_000
 """Events retained per player and campaign before the oldest are folded into a checkpoint."""
 
-Tap = tuple[int, Checks, object]
-"""A badge index, the `where` checks the index did not already do, and a payload for `extract`."""
+Extract = Callable[[Mapping[str, Any], object], object]
+Tap = tuple[int, Checks, Extract, object]
+"""A badge index, the `where` checks the index did not already do, the tally's `extract`, and
+the payload to pass it."""
 
 
 class TypeIndex:
     """Everything that can match one event type."""
 
-    __slots__ = ("keyed", "names", "plain", "scoring")
+    __slots__ = ("keyed", "names", "plain", "points", "scoring")
 
     def __init__(self) -> None:
         self.plain: list[Tap] = []
         self.keyed: dict[str, dict[Hashable, list[Tap]]] = {}
-        self.scoring: list[tuple[int, Checks]] = []
+        self.points = 0  # scoring points every event of the type earns
+        self.scoring: list[tuple[int, Checks]] = []  # and those that depend on `where`
         self.names: tuple[str, ...] = ()
 
     def add(self, tap: Tap, attribute: str | None = None, values: list[Any] | None = None) -> None:
@@ -110,12 +113,17 @@ class Engine:
             self.tallies.append(self._index(i, badge.criteria) or ValueTally())
         self.derived = self._derived()
         self.derived_at = {rule.index: rule for rule in self.derived}
+        self.targets = [self._target(i) for i in range(len(self.ids))]
         for rule in rules.scoring:
             if rule.points > 0:
-                self._type(rule.event).scoring.append((rule.points, compile_where(rule.where)))
+                kind = self._type(rule.event)
+                if rule.where:
+                    kind.scoring.append((rule.points, compile_where(rule.where)))
+                else:
+                    kind.points += rule.points
         self._names()
 
-    def target(self, index: int) -> int:
+    def _target(self, index: int) -> int:
         criterion = self.rules.badges[index].criteria
         if isinstance(criterion, BadgesCriterion):
             return criterion.min or len(criterion.values)
@@ -124,26 +132,30 @@ class Engine:
     def match(self, kind: TypeIndex, attributes: Mapping[str, Any]) -> list[tuple[int, object]]:
         """(badge index, value to fold) for every criterion the event counts for."""
         found: list[tuple[int, object]] = []
-        tallies = self.tallies
-        for index, checks, payload in kind.plain:
+        for index, checks, extract, payload in kind.plain:
             if not checks or passes(checks, attributes):
-                value = tallies[index].extract(attributes, payload)
+                value = extract(attributes, payload)
                 if value is not MISSING:
                     found.append((index, value))
         for attribute, table in kind.keyed.items():
-            taps = table.get(scalar_key(attributes.get(attribute, MISSING)))
+            value = attributes.get(attribute, MISSING)
+            taps = table.get(value if type(value) is str else scalar_key(value))
             if taps is None:
                 continue
-            for index, checks, payload in taps:
+            for index, checks, extract, payload in taps:
                 if not checks or passes(checks, attributes):
-                    value = tallies[index].extract(attributes, payload)
+                    value = extract(attributes, payload)
                     if value is not MISSING:
                         found.append((index, value))
         return found
 
     def score(self, kind: TypeIndex, attributes: Mapping[str, Any]) -> int:
         """Points the scoring rules give one event."""
-        return sum(points for points, checks in kind.scoring if passes(checks, attributes))
+        points = kind.points
+        for extra, checks in kind.scoring:
+            if passes(checks, attributes):
+                points += extra
+        return points
 
     def _type(self, event_type: str) -> TypeIndex:
         return self.types.setdefault(event_type, TypeIndex())
@@ -152,19 +164,21 @@ class Engine:
         if isinstance(criterion, BadgesCriterion):
             return None
         kind = self._type(criterion.event)
+        tally = self._tally(criterion)
         if isinstance(criterion, ValueCriterion | CollectionCriterion):
             checks = compile_where(criterion.where)
             for position, value in enumerate(criterion.values):
                 payload = position if isinstance(criterion, CollectionCriterion) else None
-                kind.add((i, checks, payload), criterion.attribute, [value])
+                kind.add((i, checks, tally.extract, payload), criterion.attribute, [value])
         elif criterion.where:
             attribute = min(criterion.where)
             wanted = criterion.where[attribute]
             values = wanted if isinstance(wanted, list) else [wanted]
-            kind.add((i, compile_where(criterion.where, skip=attribute), None), attribute, values)
+            checks = compile_where(criterion.where, skip=attribute)
+            kind.add((i, checks, tally.extract, None), attribute, values)
         else:
-            kind.add((i, (), None))
-        return self._tally(criterion)
+            kind.add((i, (), tally.extract, None))
+        return tally
 
     def _tally(self, criterion: Criterion) -> Tally:
         within = to_within(criterion.within)

@@ -78,6 +78,8 @@ def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, 
 
 def _storable(value: object) -> bool:
     """A JSON scalar that MessagePack can hold (its integers stop at 64 bits)."""
+    if type(value) is str:  # the common case, first
+        return True
     if isinstance(value, int) and not isinstance(value, bool):
         return _INT64[0] <= value <= _INT64[1]
     return value is None or isinstance(value, str | float | bool)

@@ -9,7 +9,7 @@ import msgspec
 __all__ = ["Award", "Effects", "Progress"]
 
 
-class Award(msgspec.Struct, frozen=True):
+class Award(msgspec.Struct, frozen=True, gc=False):
     """`awarded_at` equals (==) the occurred_at of the event that completed the badge."""
 
     badge: str
@@ -17,7 +17,7 @@ class Award(msgspec.Struct, frozen=True):
     points: int
 
 
-class Progress(msgspec.Struct, frozen=True):
+class Progress(msgspec.Struct, frozen=True, gc=False):
     """`current` never exceeds `target`; a held badge shows `current == target`."""
 
     badge: str
@@ -25,12 +25,13 @@ class Progress(msgspec.Struct, frozen=True):
     target: int
 
 
-class Effects(msgspec.Struct):
+class Effects(msgspec.Struct, gc=False):
     """The difference one `apply` call made.
 
     `moved` lists held badges whose `awarded_at` moved earlier because of a late event (with the
-    new time). `progress` covers the badges the events counted for, and `badges` badges that
-    depend on a badge awarded or moved here.
+    new time). `progress` covers the badges the events advanced: those they counted for that
+    were not already held (earlier), and `badges` badges one of whose badges was awarded or
+    moved here; a badge awarded here shows `current == target`.
     """
 
     awarded: list[Award]

@@ -31,7 +31,7 @@ def _contributions(engine: Engine, state: PlayerState) -> list[tuple[int, int]]:
         points += state.checkpoint.scored
     for fact in state.facts:
         kind = engine.types[fact.type]
-        if kind.scoring and (earned := engine.score(kind, fact.attributes)):
+        if earned := engine.score(kind, fact.attributes):
             points.append((fact.t, earned))
     points.sort()
     return points

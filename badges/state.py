@@ -7,16 +7,17 @@ since the epoch (see `times.py`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from badges.accumulators import Acc
 
-__all__ = ["Checkpoint", "Fact", "Held", "PlayerState"]
+__all__ = ["Checkpoint", "Fact", "Held", "Memo", "PlayerState"]
 
 
-class Fact(msgspec.Struct, array_like=True, frozen=True):
+class Fact(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """An event as the history keeps it: only the attributes the rules read."""
 
     t: int
@@ -25,7 +26,7 @@ class Fact(msgspec.Struct, array_like=True, frozen=True):
     attributes: dict[str, Any]
 
 
-class Held(msgspec.Struct, array_like=True, frozen=True):
+class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
     t: int
     points: int
 
@@ -70,14 +71,25 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
         state: PlayerState = _decoder.decode(data)
         return state
 
-    def known_ids(self) -> set[str]:
-        """Ids of the retained history, built on first use and kept up to date by `apply`
-        (in the instance dict, which is not encoded)."""
-        cache = vars(self)
-        ids: set[str] | None = cache.get("_ids")
-        if ids is None:
-            ids = cache["_ids"] = {fact.id for fact in self.facts}
-        return ids
+    def memo(self) -> Memo:
+        """What `apply` remembers between calls without encoding it (kept in the instance
+        dict, which msgspec does not encode); rebuilt after `from_bytes`."""
+        memo: Memo | None = self.__dict__.get("_memo")
+        if memo is None:
+            memo = self.__dict__["_memo"] = Memo(self)
+        return memo
+
+
+class Memo:
+    """Ids of the retained history, and `reached` as a datetime (reported before and after
+    every call, and converting microseconds to a datetime costs as much as a fold step)."""
+
+    __slots__ = ("ids", "reached", "reached_at")
+
+    def __init__(self, state: PlayerState) -> None:
+        self.ids = {fact.id for fact in state.facts}
+        self.reached: int | None = None
+        self.reached_at: datetime | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
