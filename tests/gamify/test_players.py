@@ -100,7 +100,7 @@ async def test_expired_and_forged_tokens_are_refused(client: AsyncTestClient[Lit
         algorithm="HS256",
     )
     unsigned = jwt.encode(
-        {**claims, "exp": int((now + timedelta(hours=1)).timestamp())}, None, algorithm="none"
+        {**claims, "exp": int((now + timedelta(hours=1)).timestamp())}, "", algorithm="none"
     )
     for token in (expired, forged, unsigned, "garbage"):
         assert_problem(await client.get("/v1/players/p-1", headers=bearer(token)), 401)
