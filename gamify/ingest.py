@@ -149,7 +149,7 @@ async def _fold(
     for i in fresh:
         folding.apply(batch.incoming[i], touched[i])
     await progress.save(conn, tenant, folding.saved())
-    await progress.award(conn, tenant, folding.award_rows)
+    await progress.award(conn, tenant, list(folding.award_rows.values()))
     await progress.outbox(conn, tenant, folding.outbox_rows())
     await events.set_awards(
         conn,
@@ -181,7 +181,10 @@ class _Folding:
         }
         self.before: dict[Pair, tuple[int, datetime | None]] = {}
         self.after: dict[Pair, tuple[int, datetime | None]] = {}
-        self.award_rows: list[AwardRow] = []
+        # One row per (pair, badge): a badge awarded and then moved earlier within the same
+        # request is written once, at its earliest time, credited to the event that granted it.
+        self.award_rows: dict[tuple[Pair, str], AwardRow] = {}
+        self.new_awards: set[tuple[Pair, str]] = set()
         self.awards_by_event: dict[str, list[AwardOut]] = defaultdict(list)
 
     def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
@@ -193,9 +196,16 @@ class _Folding:
             self.before.setdefault(pair, (effects.score_before, effects.reached_at_before))
             self.after[pair] = (effects.score_after, effects.reached_at_after)
             for award in [*effects.awarded, *effects.moved]:
-                self.award_rows.append(
-                    AwardRow(pair, award.badge, award.awarded_at, award.points, event.id)
+                key = (pair, award.badge)
+                granted = self.award_rows.get(key)
+                self.award_rows[key] = AwardRow(
+                    pair,
+                    award.badge,
+                    award.awarded_at,
+                    award.points,
+                    granted.event_id if granted else event.id,
                 )
+            self.new_awards.update((pair, a.badge) for a in effects.awarded)
             self.awards_by_event[event.id] += [
                 AwardOut(compiled.id, a.badge, a.awarded_at) for a in effects.awarded
             ]
@@ -213,18 +223,11 @@ class _Folding:
     def outbox_rows(self) -> list[OutboxRow]:
         rows = [
             OutboxRow(
-                "badge_awarded",
+                "badge_awarded" if key in self.new_awards else "badge_moved",
                 award.pair,
-                {
-                    "campaign": award.pair.campaign,
-                    "player": award.pair.player,
-                    "badge": award.badge,
-                    "awarded_at": award.awarded_at.isoformat(),
-                    "points": award.points,
-                    "event": award.event_id,
-                },
+                _award_payload(award),
             )
-            for award in self.award_rows
+            for key, award in self.award_rows.items()
         ]
         for pair, (score, reached_at) in self.after.items():
             if (score, reached_at) != self.before[pair]:
@@ -232,6 +235,17 @@ class _Folding:
                     OutboxRow("score_changed", pair, _score_payload(pair, score, reached_at))
                 )
         return rows
+
+
+def _award_payload(award: AwardRow) -> dict[str, Any]:
+    return {
+        "campaign": award.pair.campaign,
+        "player": award.pair.player,
+        "badge": award.badge,
+        "awarded_at": award.awarded_at.isoformat(),
+        "points": award.points,
+        "event": award.event_id,
+    }
 
 
 def _score_payload(pair: Pair, score: int, reached_at: datetime | None) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""The award endpoint under realistic load: shuffled, batched, replayed and concurrent events.
+
+Every outcome is checked against a plain reference fold written here, independent of the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.gamify.campaigns_data import DESTINATIONS, earn_your_wings
+from tests.gamify.support import bearer, tenant_key
+
+pytestmark = pytest.mark.slow
+PARTNER = ("events:write", "campaigns:write", "read")
+EXPLORER_AT = 10
+
+
+def make_flights(rng: random.Random, players: int, most: int) -> list[dict[str, Any]]:
+    start = datetime.now(UTC) - timedelta(days=29)
+    flights = []
+    for p in range(players):
+        for f in range(rng.randint(1, most)):
+            when = start + timedelta(seconds=rng.randrange(28 * 24 * 3600))
+            flights.append(
+                {
+                    "id": f"pnr-{p}-{f}",
+                    "player": f"p-{p}",
+                    "type": "flight.completed",
+                    # a few flights share an instant, to exercise the (occurred_at, id) order
+                    "occurred_at": when.replace(minute=0, second=0).isoformat(),
+                    "attributes": {"destination": rng.choice(DESTINATIONS)},
+                }
+            )
+    return flights
+
+
+def reference(flights: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, datetime]]]:
+    """Score and badge times per player, by the definition: a fold in (occurred_at, id) order."""
+    ordered = sorted(flights, key=lambda f: (datetime.fromisoformat(f["occurred_at"]), f["id"]))
+    held: dict[str, dict[str, datetime]] = {}
+    for flight in ordered:
+        badges = held.setdefault(flight["player"], {})
+        code, when = (
+            flight["attributes"]["destination"],
+            datetime.fromisoformat(flight["occurred_at"]),
+        )
+        badges.setdefault(code.lower(), when)
+        if len(badges.keys() - {"explorer"}) >= EXPLORER_AT:
+            badges.setdefault("explorer", when)
+    return {player: (len(b) + 4 * ("explorer" in b), b) for player, b in held.items()}
+
+
+async def post_batches(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    flights: list[dict[str, Any]],
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    results = []
+    i = 0
+    while i < len(flights):
+        size = rng.randint(1, 250)
+        batch = flights[i : i + size]
+        response = await client.post("/v1/events", json={"events": batch}, headers=headers)
+        assert response.status_code == 200, response.text
+        results += response.json()["results"]
+        i += size
+    return results
+
+
+async def test_shuffled_batches_give_every_player_the_reference_result(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    rng = random.Random(2013)
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    await client.post("/v1/campaigns", json=earn_your_wings(), headers=headers)
+    flights = make_flights(rng, players=500, most=16)
+    rng.shuffle(flights)
+    results = await post_batches(client, headers, flights, rng)
+    assert Counter(r["status"] for r in results) == {"accepted": len(flights)}
+
+    expected = reference(flights)
+    for player, (score, badges) in expected.items():
+        profile = (await client.get(f"/v1/players/{player}", headers=headers)).json()
+        [standing] = profile["campaigns"]
+        assert standing["score"] == score, player
+        assert {
+            b["badge"]: datetime.fromisoformat(b["awarded_at"]) for b in standing["badges"]
+        } == badges, player
+
+    first = {r["id"]: r["awards"] for r in results}
+    replay = rng.sample(flights, 300)
+    again = await post_batches(client, headers, replay, rng)
+    assert [r["status"] for r in again] == ["duplicate"] * 300
+    assert all(r["awards"] == first[r["id"]] for r in again)
+
+
+async def test_eight_clients_racing_with_the_same_events_award_once(
+    client: AsyncTestClient[Litestar],
+    db: asyncpg.Connection,
+) -> None:
+    rng = random.Random(8)
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    await client.post("/v1/campaigns", json=earn_your_wings(), headers=headers)
+    flights = make_flights(rng, players=150, most=26)[:2000]
+
+    async def one_client(seed: int) -> list[dict[str, Any]]:
+        mine = list(flights)
+        random.Random(seed).shuffle(mine)
+        return await post_batches(client, headers, mine, random.Random(seed))
+
+    outcomes = await asyncio.gather(*(one_client(seed) for seed in range(8)))
+    accepted = Counter(
+        r["id"] for results in outcomes for r in results if r["status"] == "accepted"
+    )
+    assert accepted == Counter({f["id"]: 1 for f in flights})
+    statuses = Counter(r["status"] for results in outcomes for r in results)
+    assert statuses == {"accepted": len(flights), "duplicate": 7 * len(flights)}
+
+    expected = reference(flights)
+    awarded_in_responses = [
+        (a["badge"], r["id"])
+        for results in outcomes
+        for r in results
+        if r["status"] == "accepted"
+        for a in r["awards"]
+    ]
+    total = sum(len(badges) for _, badges in expected.values())
+    assert len(awarded_in_responses) == total
+    assert await db.fetchval("SELECT count(*) FROM awards") == total
+    rows = await db.fetch("SELECT player_id, score FROM progress")
+    scores = {row["player_id"]: row["score"] for row in rows}
+    assert scores == {player: score for player, (score, _) in expected.items()}
