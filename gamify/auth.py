@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from typing import Any
@@ -12,7 +13,7 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from gamify import tokens
+from gamify import ratelimit, tokens
 from gamify.problems import ApiError
 from gamify.services import services_of
 from gamify.store import tenants
@@ -109,6 +110,17 @@ def requires(scope: str | None, *, player_tokens: bool = False) -> Any:
         principal = await authenticate(connection, player_tokens=player_tokens)
         if scope is not None and scope not in principal.scopes:
             raise ApiError(403, "Forbidden", f"this API key lacks the `{scope}` scope")
+        if principal.rate_limit is not None and principal.key_id is not None:
+            wait = await ratelimit.allow(
+                services_of(connection).redis, principal.key_id, principal.rate_limit
+            )
+            if wait:
+                raise ApiError(
+                    429,
+                    "Too Many Requests",
+                    f"this API key may send {principal.rate_limit} requests a second",
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
         connection.scope["auth"] = principal
 
     return guard
