@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -134,6 +135,20 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Probl
     return problem_response(request, problem, exc.headers)
 
 
+def _unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # Postgres text and jsonb cannot hold U+0000; such input is the caller's, not a fault here.
+    return problem_response(
+        request,
+        Problem(
+            type=VALIDATION,
+            title="Invalid request",
+            status=400,
+            detail="a text value holds the character U+0000 (NUL), which cannot be stored",
+            errors=[FieldProblem("body", "text values may not contain U+0000")],
+        ),
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     request_id = request_id_of(request.scope)
     log.exception(
@@ -166,6 +181,8 @@ _TITLES = {
 
 HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
+    asyncpg.CharacterNotInRepertoireError: _unstorable_text,
+    asyncpg.UntranslatableCharacterError: _unstorable_text,
     ValidationException: _validation,
     HTTPException: _http,
     Exception: _unexpected,

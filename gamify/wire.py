@@ -70,7 +70,29 @@ def decode_events(body: bytes) -> tuple[list[EventIn], list[FieldProblem]]:
     problems: list[FieldProblem] = []
     for i, raw in enumerate(envelope.events):
         try:
-            decoded.append(msgspec.json.decode(raw, type=EventIn))
+            event = msgspec.json.decode(raw, type=EventIn)
         except msgspec.ValidationError as exc:
             problems.append(field_problem_from_msgspec(exc, f"events[{i}]"))
+            continue
+        decoded.append(event)
+        problems += [
+            FieldProblem(f"events[{i}].{path}", "may not contain U+0000")
+            for path in nul_paths(msgspec.structs.asdict(event))
+        ]
     return decoded, problems
+
+
+def nul_paths(value: Any, path: str = "") -> list[str]:
+    """Where U+0000 hides in a JSON value: Postgres can store it in neither text nor jsonb."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [
+            p
+            for key, item in value.items()
+            for p in ([f"{path}.{key}".lstrip(".")] if "\x00" in key else [])
+            + nul_paths(item, f"{path}.{key}".lstrip("."))
+        ]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in nul_paths(item, f"{path}[{i}]")]
+    return []

@@ -9,6 +9,7 @@ from litestar import Request, post
 
 from gamify import auth
 from gamify.ingest import ingest
+from gamify.openapi_extra import EventsOperation
 from gamify.problems import invalid
 from gamify.services import services_of
 from gamify.wire import EventResults, decode_events
@@ -20,6 +21,7 @@ from gamify.wire import EventResults, decode_events
     guards=[auth.requires("events:write")],
     tags=["events"],
     summary="Post 1 to 1,000 events; one result per event, in order",
+    operation_class=EventsOperation,
 )
 async def post_events(request: Request[Any, auth.Principal, Any]) -> EventResults:
     incoming, problems = decode_events(await request.body())

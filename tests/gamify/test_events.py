@@ -211,3 +211,19 @@ async def _counts(db: asyncpg.Connection) -> tuple[int, int, int]:
     )
     assert row is not None
     return (row[0], row[1], row[2])
+
+
+async def test_a_nul_character_is_named_not_stored(
+    client: AsyncTestClient[Litestar], partner: dict[str, str], db: asyncpg.Connection
+) -> None:
+    good = flight("ok", "p-1", "YVR", hours_ago(1))
+    nul_player = {**good, "id": "n1", "player": "p\x00"}
+    nul_attribute = {**good, "id": "n2", "attributes": {"destination": "YVR", "seat": ["1\x00A"]}}
+    response = await client.post(
+        "/v1/events", json={"events": [good, nul_player, nul_attribute]}, headers=partner
+    )
+    fields = [e["field"] for e in assert_problem(response, 400)["errors"]]
+    assert fields == ["events[1].player", "events[2].attributes.seat[0]"]
+    assert await _counts(db) == (0, 0, 0)
+    named = await client.put("/v1/players/p-1", json={"display_name": "A\x00"}, headers=partner)
+    assert_problem(named, 400)

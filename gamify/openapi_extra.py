@@ -1,0 +1,47 @@
+"""OpenAPI for bodies the handlers decode themselves.
+
+The award endpoint decodes its body event by event (so that a 400 names every bad field), so
+Litestar cannot infer its schema; the msgspec Structs describe it here instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgspec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+
+from gamify.wire import EventsIn
+
+
+def inline_schema(kind: Any) -> dict[str, Any]:
+    """msgspec's JSON Schema for `kind` with every (non-recursive) `$ref` inlined, so that it
+    can sit inside an operation without registering components."""
+    schema = msgspec.json.schema(kind)
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+EVENTS_BODY_SCHEMA = inline_schema(EventsIn)
+
+
+@dataclass
+class EventsOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={"application/json": OpenAPIMediaType(schema=cast(Schema, EVENTS_BODY_SCHEMA))},
+        )
