@@ -25,9 +25,10 @@ from pathlib import Path
 from gamify.embedded.ports import free_port
 
 
-def start(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Popen[bytes], float]:
+def start(data_dir: Path, port: int, workers: int, extra_env: dict[str, str] | None = None,
+          ) -> tuple[subprocess.Popen[bytes], float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
-    env |= {"GAMIFY_DATA_DIR": str(data_dir), "GAMIFY_LOG_LEVEL": "WARNING"}
+    env |= {"GAMIFY_DATA_DIR": str(data_dir), "GAMIFY_LOG_LEVEL": "WARNING", **(extra_env or {})}
     began = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "gamify", "serve", "--port", str(port), "--workers", str(workers)],

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, post
 
 from gamify import auth
-from gamify.ingest import ingest
 from gamify.openapi_extra import EventsOperation
 from gamify.problems import invalid
 from gamify.services import services_of
@@ -27,9 +25,5 @@ async def post_events(request: Request[Any, auth.Principal, Any]) -> EventResult
     incoming, problems = decode_events(await request.body())
     if problems:
         raise invalid(problems)
-    services = services_of(request)
-    async with services.db.acquire() as conn:
-        results = await ingest(
-            conn, request.auth.tenant, incoming, services.engines, datetime.now(UTC)
-        )
+    results = await services_of(request).coalescer.submit(request.auth.tenant, incoming)
     return EventResults(results)
