@@ -22,7 +22,7 @@ import msgspec
 import badges
 from gamify.db import Conn
 from gamify.engines import CompiledCampaign, EngineCache
-from gamify.store import campaigns, events, players, progress
+from gamify.store import campaigns, events, progress
 from gamify.store.progress import AwardRow, OutboxRow, Pair, SavedProgress
 from gamify.wire import AwardOut, EventIn, EventResult, ScoreOut
 
@@ -110,7 +110,6 @@ async def _insert(conn: Conn, tenant: str, batch: Batch) -> list[int]:
     if not batch.candidates:
         return []
     chosen = [batch.incoming[i] for i in batch.candidates]
-    await players.ensure(conn, tenant, [e.player for e in chosen])
     inserted = await events.insert(
         conn,
         tenant,
@@ -151,15 +150,6 @@ async def _fold(
     await progress.save(conn, tenant, folding.saved())
     await progress.award(conn, tenant, list(folding.award_rows.values()))
     await progress.outbox(conn, tenant, folding.outbox_rows())
-    await events.set_awards(
-        conn,
-        tenant,
-        {
-            event_id: [msgspec.to_builtins(a) for a in awards]
-            for event_id, awards in folding.awards_by_event.items()
-            if awards
-        },
-    )
     for i in fresh:
         event = batch.incoming[i]
         scores = [
@@ -179,7 +169,6 @@ class _Folding:
             pair: badges.PlayerState.from_bytes(raw) if raw else None
             for pair, raw in stored.items()
         }
-        self.before: dict[Pair, tuple[int, datetime | None]] = {}
         self.after: dict[Pair, tuple[int, datetime | None]] = {}
         # One row per (pair, badge): a badge awarded and then moved earlier within the same
         # request is written once, at its earliest time, credited to the event that granted it.
@@ -193,7 +182,6 @@ class _Folding:
             pair = Pair(compiled.id, event.player)
             state, effects = badges.apply(compiled.engine, self.states.get(pair), [engine_event])
             self.states[pair] = state
-            self.before.setdefault(pair, (effects.score_before, effects.reached_at_before))
             self.after[pair] = (effects.score_after, effects.reached_at_after)
             for award in [*effects.awarded, *effects.moved]:
                 key = (pair, award.badge)
@@ -202,6 +190,7 @@ class _Folding:
                     pair,
                     award.badge,
                     award.awarded_at,
+                    granted.first_awarded_at if granted else award.awarded_at,
                     award.points,
                     granted.event_id if granted else event.id,
                 )
@@ -209,6 +198,8 @@ class _Folding:
             self.awards_by_event[event.id] += [
                 AwardOut(compiled.id, a.badge, a.awarded_at) for a in effects.awarded
             ]
+            # The order a replay answers in (see store.events.STORED).
+            self.awards_by_event[event.id].sort(key=lambda a: (a.campaign, a.awarded_at, a.badge))
 
     def score(self, pair: Pair) -> int:
         return self.after.get(pair, (0, None))[0]
@@ -221,7 +212,9 @@ class _Folding:
         ]
 
     def outbox_rows(self) -> list[OutboxRow]:
-        rows = [
+        # Score changes need no outbox: the progress rows are the truth the boards are
+        # rebuilt from. Awards do: each one may owe a message and a credit.
+        return [
             OutboxRow(
                 "badge_awarded" if key in self.new_awards else "badge_moved",
                 award.pair,
@@ -229,12 +222,6 @@ class _Folding:
             )
             for key, award in self.award_rows.items()
         ]
-        for pair, (score, reached_at) in self.after.items():
-            if (score, reached_at) != self.before[pair]:
-                rows.append(
-                    OutboxRow("score_changed", pair, _score_payload(pair, score, reached_at))
-                )
-        return rows
 
 
 def _award_payload(award: AwardRow) -> dict[str, Any]:
@@ -245,13 +232,4 @@ def _award_payload(award: AwardRow) -> dict[str, Any]:
         "awarded_at": award.awarded_at.isoformat(),
         "points": award.points,
         "event": award.event_id,
-    }
-
-
-def _score_payload(pair: Pair, score: int, reached_at: datetime | None) -> dict[str, Any]:
-    return {
-        "campaign": pair.campaign,
-        "player": pair.player,
-        "score": score,
-        "reached_at": reached_at.isoformat() if reached_at else None,
     }

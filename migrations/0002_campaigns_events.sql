@@ -42,8 +42,6 @@ CREATE TABLE events (
     attributes   jsonb NOT NULL,
     -- SHA-256 of the canonical payload: a replay with another payload is refused, not merged.
     payload_hash bytea NOT NULL,
-    -- The awards this event earned when it was accepted, answered again to a replay.
-    awards       jsonb NOT NULL DEFAULT '[]',
     received_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, player_id) REFERENCES players (tenant_id, id)
@@ -63,8 +61,6 @@ CREATE TABLE progress (
     FOREIGN KEY (tenant_id, campaign_id) REFERENCES campaigns (tenant_id, id),
     FOREIGN KEY (tenant_id, player_id) REFERENCES players (tenant_id, id)
 );
--- Board order (score desc, earlier reached_at first): rebuilds and rank fallbacks read it.
-CREATE INDEX progress_board ON progress (tenant_id, campaign_id, score DESC, reached_at, player_id);
 CREATE INDEX progress_player ON progress (tenant_id, player_id);
 
 -- A badge is held at most once per player and campaign: the constraint, not the code, says so.
@@ -74,16 +70,20 @@ CREATE TABLE awards (
     player_id    text NOT NULL,
     badge_id     text NOT NULL,
     awarded_at   timestamptz NOT NULL,
+    -- awarded_at as first granted (a late event can move awarded_at earlier): what a replay
+    -- of the granting event answers, so that it repeats the original answer exactly.
+    first_awarded_at timestamptz NOT NULL,
     points       integer NOT NULL,
-    -- The event whose arrival granted the badge.
+    -- The event whose arrival granted the badge: a replay of it answers this award again.
     event_id     text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, campaign_id, player_id, badge_id),
     FOREIGN KEY (tenant_id, campaign_id, player_id)
         REFERENCES progress (tenant_id, campaign_id, player_id)
 );
+CREATE INDEX awards_event ON awards (tenant_id, event_id);
 
--- What later stages deliver (live messages, loyalty credits), written in the same transaction.
+-- Awards to deliver (live messages, loyalty credits), written in the transaction that made them.
 CREATE TABLE outbox (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id    text NOT NULL,

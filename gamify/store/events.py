@@ -1,4 +1,4 @@
-"""Events: stored once per (tenant, id), with what they earned."""
+"""Events: stored once per (tenant, id); a replay is answered from what the first one earned."""
 
 from __future__ import annotations
 
@@ -9,23 +9,33 @@ import msgspec
 
 from gamify.db import Conn
 
-# Sorted by id so that two requests carrying the same ids wait on each other, not deadlock.
+# New players first (the events reference them), then the events; both sorted so that two
+# requests carrying the same ids wait on each other instead of deadlocking. Attributes travel
+# as JSON text: cheaper to encode than asyncpg's per-element jsonb codec.
 INSERT = """
+WITH new_players AS (
+    INSERT INTO players (tenant_id, id)
+    SELECT $1, player FROM unnest($3::text[]) AS player GROUP BY player ORDER BY player
+    ON CONFLICT (tenant_id, id) DO NOTHING
+)
 INSERT INTO events (tenant_id, id, player_id, type, occurred_at, attributes, payload_hash)
-SELECT $1, e.id, e.player, e.type, e.occurred_at, e.attributes, e.hash
-FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::bytea[])
+SELECT $1, e.id, e.player, e.type, e.occurred_at, e.attributes::jsonb, e.hash
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[])
      AS e (id, player, type, occurred_at, attributes, hash)
 ORDER BY e.id
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING id
 """
 STORED = """
-SELECT id, payload_hash, awards FROM events WHERE tenant_id = $1 AND id = ANY($2::text[])
-"""
-SET_AWARDS = """
-UPDATE events SET awards = a.awards::jsonb
-FROM unnest($2::text[], $3::text[]) AS a (id, awards)
-WHERE events.tenant_id = $1 AND events.id = a.id
+SELECT e.id, e.payload_hash,
+       coalesce(jsonb_agg(jsonb_build_object('campaign', a.campaign_id, 'badge', a.badge_id,
+                                             'awarded_at', a.first_awarded_at)
+                          ORDER BY a.campaign_id, a.first_awarded_at, a.badge_id)
+                FILTER (WHERE a.badge_id IS NOT NULL), '[]') AS awards
+FROM events e
+LEFT JOIN awards a ON a.tenant_id = e.tenant_id AND a.event_id = e.id
+WHERE e.tenant_id = $1 AND e.id = ANY($2::text[])
+GROUP BY e.id, e.payload_hash
 """
 
 
@@ -45,7 +55,7 @@ class StoredEvent(msgspec.Struct, frozen=True):
 
 
 async def insert(conn: Conn, tenant: str, events: list[NewEvent]) -> set[str]:
-    """Insert what is new; returns the ids this call inserted (the others existed)."""
+    """Insert what is new (and its new players); returns the ids this call inserted."""
     rows = await conn.fetch(
         INSERT,
         tenant,
@@ -53,19 +63,13 @@ async def insert(conn: Conn, tenant: str, events: list[NewEvent]) -> set[str]:
         [e.player for e in events],
         [e.type for e in events],
         [e.occurred_at for e in events],
-        [e.attributes for e in events],
+        [msgspec.json.encode(e.attributes).decode() for e in events],
         [e.payload_hash for e in events],
     )
     return {row["id"] for row in rows}
 
 
 async def stored(conn: Conn, tenant: str, ids: list[str]) -> dict[str, StoredEvent]:
+    """Events already stored, with the awards their own arrival granted."""
     rows = await conn.fetch(STORED, tenant, ids)
     return {r["id"]: StoredEvent(r["id"], bytes(r["payload_hash"]), r["awards"]) for r in rows}
-
-
-async def set_awards(conn: Conn, tenant: str, awards: dict[str, list[dict[str, Any]]]) -> None:
-    if awards:
-        # As JSON text: asyncpg would read a list of lists as a two-dimensional array.
-        encoded = [msgspec.json.encode(a).decode() for a in awards.values()]
-        await conn.execute(SET_AWARDS, tenant, list(awards), encoded)

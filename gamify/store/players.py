@@ -9,11 +9,6 @@ import msgspec
 
 from gamify.db import Conn
 
-ENSURE = """
-INSERT INTO players (tenant_id, id)
-SELECT $1, player FROM unnest($2::text[]) AS player ORDER BY player
-ON CONFLICT (tenant_id, id) DO NOTHING
-"""
 UPSERT = """
 INSERT INTO players (tenant_id, id, display_name, metadata) VALUES ($1, $2, $3, $4)
 ON CONFLICT (tenant_id, id) DO UPDATE
@@ -32,11 +27,6 @@ class PlayerRow(msgspec.Struct, frozen=True):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-
-
-async def ensure(conn: Conn, tenant: str, players: list[str]) -> None:
-    """Create the players not seen before (sorted, so concurrent writers never deadlock)."""
-    await conn.execute(ENSURE, tenant, sorted(set(players)))
 
 
 async def upsert(

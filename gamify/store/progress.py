@@ -9,21 +9,16 @@ import msgspec
 
 from gamify.db import Conn
 
-# Missing rows are created first so that every pair can be locked; both statements walk the
-# pairs in (campaign, player) order, so concurrent writers queue instead of deadlocking.
-ENSURE = """
+# One statement creates the missing rows and locks all of them, walking the pairs in
+# (campaign, player) order so that concurrent writers queue instead of deadlocking. The no-op
+# DO UPDATE is what takes the row lock and returns existing rows.
+LOCK = """
 INSERT INTO progress (tenant_id, campaign_id, player_id, state)
 SELECT $1, p.campaign, p.player, '\\x'::bytea
 FROM unnest($2::text[], $3::text[]) AS p (campaign, player)
 ORDER BY p.campaign, p.player
-ON CONFLICT DO NOTHING
-"""
-LOCK = """
-SELECT campaign_id, player_id, state FROM progress
-WHERE tenant_id = $1 AND (campaign_id, player_id) IN (
-    SELECT * FROM unnest($2::text[], $3::text[]))
-ORDER BY campaign_id, player_id
-FOR UPDATE
+ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET state = progress.state
+RETURNING campaign_id, player_id, state
 """
 SAVE = """
 UPDATE progress SET state = s.state, score = s.score, reached_at = s.reached_at,
@@ -36,10 +31,12 @@ WHERE progress.tenant_id = $1 AND progress.campaign_id = s.campaign
 # A moved award keeps its row and takes the earlier time; the primary key makes a second
 # award of the same badge impossible whatever the code above it does.
 AWARD = """
-INSERT INTO awards (tenant_id, campaign_id, player_id, badge_id, awarded_at, points, event_id)
-SELECT $1, a.campaign, a.player, a.badge, a.awarded_at, a.points, a.event_id
-FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[])
-     AS a (campaign, player, badge, awarded_at, points, event_id)
+INSERT INTO awards (tenant_id, campaign_id, player_id, badge_id, awarded_at, first_awarded_at,
+                    points, event_id)
+SELECT $1, a.campaign, a.player, a.badge, a.awarded_at, a.first_awarded_at, a.points, a.event_id
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+            $7::int[], $8::text[])
+     AS a (campaign, player, badge, awarded_at, first_awarded_at, points, event_id)
 ON CONFLICT (tenant_id, campaign_id, player_id, badge_id) DO UPDATE
 SET awarded_at = LEAST(awards.awarded_at, EXCLUDED.awarded_at)
 """
@@ -66,6 +63,7 @@ class AwardRow(msgspec.Struct, frozen=True):
     pair: Pair
     badge: str
     awarded_at: datetime
+    first_awarded_at: datetime
     points: int
     event_id: str
 
@@ -81,7 +79,6 @@ async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, bytes]:
     ordered = sorted(set(pairs))
     campaigns = [p.campaign for p in ordered]
     players = [p.player for p in ordered]
-    await conn.execute(ENSURE, tenant, campaigns, players)
     rows = await conn.fetch(LOCK, tenant, campaigns, players)
     return {Pair(r["campaign_id"], r["player_id"]): bytes(r["state"]) for r in rows}
 
@@ -110,6 +107,7 @@ async def award(conn: Conn, tenant: str, awards: list[AwardRow]) -> None:
         [a.pair.player for a in awards],
         [a.badge for a in awards],
         [a.awarded_at for a in awards],
+        [a.first_awarded_at for a in awards],
         [a.points for a in awards],
         [a.event_id for a in awards],
     )
