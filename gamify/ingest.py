@@ -114,7 +114,10 @@ async def _insert(conn: Conn, tenant: str, batch: Batch) -> list[int]:
         conn,
         tenant,
         [
-            events.NewEvent(e.id, e.player, e.type, e.occurred_at, e.attributes, batch.hashes[i])
+            # In UTC: Postgres refuses offsets beyond ±15:59, which ISO 8601 allows.
+            events.NewEvent(
+                e.id, e.player, e.type, e.occurred_at.astimezone(UTC), e.attributes, batch.hashes[i]
+            )
             for i, e in zip(batch.candidates, chosen, strict=True)
         ],
     )

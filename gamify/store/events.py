@@ -9,20 +9,22 @@ import msgspec
 
 from gamify.db import Conn
 
-# New players first (the events reference them), then the events; both sorted so that two
-# requests carrying the same ids wait on each other instead of deadlocking. Attributes travel
-# as JSON text: cheaper to encode than asyncpg's per-element jsonb codec.
+# A batch travels as one JSON array: Postgres parses it far faster than asyncpg encodes a
+# dozen parallel arrays element by element. New players first, then the events; both sorted,
+# so that two requests carrying the same ids wait on each other instead of deadlocking.
 INSERT = """
-WITH new_players AS (
+WITH input AS (
+    SELECT * FROM json_to_recordset($2::text::json)
+        AS e (id text, player text, type text, occurred_at timestamptz, attributes jsonb,
+              hash text)
+), new_players AS (
     INSERT INTO players (tenant_id, id)
-    SELECT $1, player FROM unnest($3::text[]) AS player GROUP BY player ORDER BY player
+    SELECT $1, player FROM input GROUP BY player ORDER BY player
     ON CONFLICT (tenant_id, id) DO NOTHING
 )
 INSERT INTO events (tenant_id, id, player_id, type, occurred_at, attributes, payload_hash)
-SELECT $1, e.id, e.player, e.type, e.occurred_at, e.attributes::jsonb, e.hash
-FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[])
-     AS e (id, player, type, occurred_at, attributes, hash)
-ORDER BY e.id
+SELECT $1, id, player, type, occurred_at, attributes, decode(hash, 'base64')
+FROM input ORDER BY id
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING id
 """
@@ -45,7 +47,7 @@ class NewEvent(msgspec.Struct, frozen=True):
     type: str
     occurred_at: datetime
     attributes: dict[str, Any]
-    payload_hash: bytes
+    hash: bytes
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
@@ -56,16 +58,7 @@ class StoredEvent(msgspec.Struct, frozen=True):
 
 async def insert(conn: Conn, tenant: str, events: list[NewEvent]) -> set[str]:
     """Insert what is new (and its new players); returns the ids this call inserted."""
-    rows = await conn.fetch(
-        INSERT,
-        tenant,
-        [e.id for e in events],
-        [e.player for e in events],
-        [e.type for e in events],
-        [e.occurred_at for e in events],
-        [msgspec.json.encode(e.attributes).decode() for e in events],
-        [e.payload_hash for e in events],
-    )
+    rows = await conn.fetch(INSERT, tenant, msgspec.json.encode(events).decode())
     return {row["id"] for row in rows}
 
 

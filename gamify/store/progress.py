@@ -9,22 +9,22 @@ import msgspec
 
 from gamify.db import Conn
 
-# One statement creates the missing rows and locks all of them, walking the pairs in
-# (campaign, player) order so that concurrent writers queue instead of deadlocking. The no-op
-# DO UPDATE is what takes the row lock and returns existing rows.
+# Batches travel as one JSON array each (see store.events). One statement creates the missing
+# rows and locks all of them, walking the pairs in (campaign, player) order so that concurrent
+# writers queue instead of deadlocking; the no-op DO UPDATE takes the lock on existing rows.
 LOCK = """
 INSERT INTO progress (tenant_id, campaign_id, player_id, state)
 SELECT $1, p.campaign, p.player, '\\x'::bytea
-FROM unnest($2::text[], $3::text[]) AS p (campaign, player)
+FROM json_to_recordset($2::text::json) AS p (campaign text, player text)
 ORDER BY p.campaign, p.player
 ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET state = progress.state
 RETURNING campaign_id, player_id, state
 """
 SAVE = """
-UPDATE progress SET state = s.state, score = s.score, reached_at = s.reached_at,
-                    updated_at = now()
-FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::timestamptz[])
-     AS s (campaign, player, state, score, reached_at)
+UPDATE progress SET state = decode(s.state, 'base64'), score = s.score,
+                    reached_at = s.reached_at, updated_at = now()
+FROM json_to_recordset($2::text::json)
+     AS s (campaign text, player text, state text, score bigint, reached_at timestamptz)
 WHERE progress.tenant_id = $1 AND progress.campaign_id = s.campaign
   AND progress.player_id = s.player
 """
@@ -34,16 +34,17 @@ AWARD = """
 INSERT INTO awards (tenant_id, campaign_id, player_id, badge_id, awarded_at, first_awarded_at,
                     points, event_id)
 SELECT $1, a.campaign, a.player, a.badge, a.awarded_at, a.first_awarded_at, a.points, a.event_id
-FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-            $7::int[], $8::text[])
-     AS a (campaign, player, badge, awarded_at, first_awarded_at, points, event_id)
+FROM json_to_recordset($2::text::json)
+     AS a (campaign text, player text, badge text, awarded_at timestamptz,
+           first_awarded_at timestamptz, points int, event_id text)
 ON CONFLICT (tenant_id, campaign_id, player_id, badge_id) DO UPDATE
 SET awarded_at = LEAST(awards.awarded_at, EXCLUDED.awarded_at)
 """
 OUTBOX = """
 INSERT INTO outbox (tenant_id, kind, campaign_id, player_id, payload)
 SELECT $1, o.kind, o.campaign, o.player, o.payload
-FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[]) AS o (kind, campaign, player, payload)
+FROM json_to_recordset($2::text::json)
+     AS o (kind text, campaign text, player text, payload jsonb)
 """
 
 
@@ -74,56 +75,76 @@ class OutboxRow(msgspec.Struct, frozen=True):
     payload: dict[str, Any]
 
 
+def _json(rows: list[Any]) -> str:
+    return msgspec.json.encode(rows).decode()
+
+
 async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, bytes]:
     """Lock the progress rows of `pairs` (creating missing ones); returns their states."""
-    ordered = sorted(set(pairs))
-    campaigns = [p.campaign for p in ordered]
-    players = [p.player for p in ordered]
-    rows = await conn.fetch(LOCK, tenant, campaigns, players)
+    ordered = [{"campaign": p.campaign, "player": p.player} for p in sorted(set(pairs))]
+    rows = await conn.fetch(LOCK, tenant, _json(ordered))
     return {Pair(r["campaign_id"], r["player_id"]): bytes(r["state"]) for r in rows}
 
 
 async def save(conn: Conn, tenant: str, saved: list[SavedProgress]) -> None:
-    if not saved:
-        return
-    await conn.execute(
-        SAVE,
-        tenant,
-        [s.pair.campaign for s in saved],
-        [s.pair.player for s in saved],
-        [s.state for s in saved],
-        [s.score for s in saved],
-        [s.reached_at for s in saved],
-    )
+    if saved:
+        await conn.execute(
+            SAVE,
+            tenant,
+            _json(
+                [
+                    {
+                        "campaign": s.pair.campaign,
+                        "player": s.pair.player,
+                        "state": s.state,
+                        "score": s.score,
+                        "reached_at": s.reached_at,
+                    }
+                    for s in saved
+                ]
+            ),
+        )
 
 
 async def award(conn: Conn, tenant: str, awards: list[AwardRow]) -> None:
-    if not awards:
-        return
-    await conn.execute(
-        AWARD,
-        tenant,
-        [a.pair.campaign for a in awards],
-        [a.pair.player for a in awards],
-        [a.badge for a in awards],
-        [a.awarded_at for a in awards],
-        [a.first_awarded_at for a in awards],
-        [a.points for a in awards],
-        [a.event_id for a in awards],
-    )
+    if awards:
+        await conn.execute(
+            AWARD,
+            tenant,
+            _json(
+                [
+                    {
+                        "campaign": a.pair.campaign,
+                        "player": a.pair.player,
+                        "badge": a.badge,
+                        "awarded_at": a.awarded_at,
+                        "first_awarded_at": a.first_awarded_at,
+                        "points": a.points,
+                        "event_id": a.event_id,
+                    }
+                    for a in awards
+                ]
+            ),
+        )
 
 
 async def outbox(conn: Conn, tenant: str, rows: list[OutboxRow]) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        OUTBOX,
-        tenant,
-        [r.kind for r in rows],
-        [r.pair.campaign for r in rows],
-        [r.pair.player for r in rows],
-        [r.payload for r in rows],
-    )
+    if rows:
+        await conn.execute(
+            OUTBOX,
+            tenant,
+            _json(
+                [
+                    {
+                        "kind": r.kind,
+                        "campaign": r.pair.campaign,
+                        "player": r.pair.player,
+                        "payload": r.payload,
+                    }
+                    for r in rows
+                ]
+            ),
+        )
 
 
 PROFILE = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -227,3 +227,12 @@ async def test_a_nul_character_is_named_not_stored(
     assert await _counts(db) == (0, 0, 0)
     named = await client.put("/v1/players/p-1", json={"display_name": "A\x00"}, headers=partner)
     assert_problem(named, 400)
+
+
+async def test_any_iso_offset_is_taken_even_beyond_what_postgres_stores(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    when = hours_ago(30).astimezone(timezone(timedelta(hours=18, minutes=30)))
+    [result] = await post(client, partner, flight("far-east", "p-1", "YVR", when))
+    assert result["status"] == "accepted"
+    assert datetime.fromisoformat(result["awards"][0]["awarded_at"]) == when
