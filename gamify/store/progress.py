@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -75,6 +75,11 @@ class OutboxRow(msgspec.Struct, frozen=True):
     payload: dict[str, Any]
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    # Postgres refuses offsets beyond ±15:59, which ISO 8601 (and so an event) allows.
+    return moment.astimezone(UTC) if moment is not None else None
+
+
 def _json(rows: list[Any]) -> str:
     return msgspec.json.encode(rows).decode()
 
@@ -98,7 +103,7 @@ async def save(conn: Conn, tenant: str, saved: list[SavedProgress]) -> None:
                         "player": s.pair.player,
                         "state": s.state,
                         "score": s.score,
-                        "reached_at": s.reached_at,
+                        "reached_at": _utc(s.reached_at),
                     }
                     for s in saved
                 ]
@@ -117,8 +122,8 @@ async def award(conn: Conn, tenant: str, awards: list[AwardRow]) -> None:
                         "campaign": a.pair.campaign,
                         "player": a.pair.player,
                         "badge": a.badge,
-                        "awarded_at": a.awarded_at,
-                        "first_awarded_at": a.first_awarded_at,
+                        "awarded_at": _utc(a.awarded_at),
+                        "first_awarded_at": _utc(a.first_awarded_at),
                         "points": a.points,
                         "event_id": a.event_id,
                     }
