@@ -236,3 +236,16 @@ async def test_any_iso_offset_is_taken_even_beyond_what_postgres_stores(
     [result] = await post(client, partner, flight("far-east", "p-1", "YVR", when))
     assert result["status"] == "accepted"
     assert datetime.fromisoformat(result["awards"][0]["awarded_at"]) == when
+
+
+async def test_event_ids_and_campaigns_are_per_tenant(client: AsyncTestClient[Litestar]) -> None:
+    acme = bearer(await tenant_key(client, "acme", PARTNER))
+    rival = bearer(await tenant_key(client, "rival", ("events:write", "read")))
+    await client.post("/v1/campaigns", json=earn_your_wings(), headers=acme)
+    same_id = flight("pnr-1", "p-1", "YVR", hours_ago(2))
+    [theirs] = await post(client, rival, same_id)
+    assert theirs == {"id": "pnr-1", "status": "accepted", "awards": [], "scores": []}
+    [ours] = await post(client, acme, same_id)
+    assert ours["status"] == "accepted" and ours["awards"]
+    profile = (await client.get("/v1/players/p-1", headers=rival)).json()
+    assert profile["campaigns"] == []
