@@ -130,7 +130,8 @@ class CampaignController(Controller):
                 raise invalid([FieldProblem("id", "a campaign's id cannot change")])
             parsed = _parse(merged)
             changed = campaign.changed_fields(row.document, merged)
-            _check_changeable(row, changed)
+            counted = await campaigns.has_progress(conn, principal.tenant, campaign_id)
+            _check_changeable(row, changed, counted)
             if not changed:
                 return _out(row)
             row = await campaigns.update(
@@ -162,15 +163,18 @@ class CampaignController(Controller):
         return _out(row)
 
 
-def _check_changeable(row: campaigns.CampaignRow, changed: list[str]) -> None:
-    if datetime.now(UTC) < row.starts_at:
+def _check_changeable(row: campaigns.CampaignRow, changed: list[str], counted: bool) -> None:
+    # Events may arrive up to 5 minutes early, so a campaign can have counted events just
+    # before it starts: its rules are frozen from the first one, lest states folded under
+    # the old rules meet the new ones.
+    if datetime.now(UTC) < row.starts_at and not counted:
         return
     frozen = [name for name in changed if name not in campaign.MUTABLE_WHEN_LIVE]
     if frozen:
         raise ApiError(
             409,
             "Conflict",
-            "rules can change only before the campaign starts",
+            "rules can change only before the campaign starts and counts its first event",
             type=VALIDATION,
             errors=[FieldProblem(name, "cannot change after starts_at") for name in frozen],
         )

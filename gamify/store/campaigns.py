@@ -50,6 +50,11 @@ WHERE tenant_id = $1 AND cancelled_at IS NULL AND closes_at >= now()
 """
 
 
+HAS_PROGRESS = """
+SELECT EXISTS (SELECT 1 FROM progress WHERE tenant_id = $1 AND campaign_id = $2)
+"""
+
+
 class CampaignRow(msgspec.Struct, frozen=True):
     id: str
     name: str
@@ -149,3 +154,9 @@ async def open_campaigns(conn: Conn, tenant: str) -> list[OpenCampaign]:
     return [
         OpenCampaign(r["id"], r["version"], r["document"]) for r in await conn.fetch(OPEN, tenant)
     ]
+
+
+async def has_progress(conn: Conn, tenant: str, campaign_id: str) -> bool:
+    """Whether any event has counted for the campaign yet."""
+    counted: bool = await conn.fetchval(HAS_PROGRESS, tenant, campaign_id)
+    return counted

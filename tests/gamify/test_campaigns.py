@@ -151,3 +151,26 @@ async def test_another_tenants_campaign_is_not_found(client: AsyncTestClient[Lit
     assert (
         await client.post("/v1/campaigns", json=earn_your_wings(), headers=bearer(rival))
     ).status_code == 201
+
+
+async def test_rules_freeze_at_the_first_counted_event_even_before_the_start(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    key = await tenant_key(client, scopes=(*MANAGER, "events:write"))
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    await client.post("/v1/campaigns", json=earn_your_wings(starts_at=soon), headers=bearer(key))
+    early = {
+        "id": "e1",
+        "player": "p-1",
+        "type": "flight.completed",
+        "occurred_at": (soon + timedelta(minutes=1)).isoformat(),
+        "attributes": {"destination": "YVR"},
+    }
+    posted = await client.post("/v1/events", json={"events": [early]}, headers=bearer(key))
+    assert posted.json()["results"][0]["awards"], "an event up to 5 minutes early counts"
+    change = await client.patch(
+        "/v1/campaigns/earn-your-wings",
+        json={"scoring": [{"event": "flight.completed", "points": 3}]},
+        headers=bearer(key),
+    )
+    assert_problem(change, 409)
