@@ -249,3 +249,24 @@ async def test_event_ids_and_campaigns_are_per_tenant(client: AsyncTestClient[Li
     assert ours["status"] == "accepted" and ours["awards"]
     profile = (await client.get("/v1/players/p-1", headers=rival)).json()
     assert profile["campaigns"] == []
+
+
+async def test_one_event_counts_for_every_live_campaign_it_falls_in(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    summer = earn_your_wings(campaign_id="summer", starts_at=hours_ago(10), days=10)
+    summer["scoring"] = [
+        {"event": "flight.completed", "points": 2, "where": {"destination": ["YVR", "YUL"]}}
+    ]
+    assert (await client.post("/v1/campaigns", json=summer, headers=partner)).status_code == 201
+    [both] = await post(client, partner, flight("f1", "p-1", "YVR", hours_ago(5)))
+    assert sorted((a["campaign"], a["badge"]) for a in both["awards"]) == [
+        ("earn-your-wings", "yvr"),
+        ("summer", "yvr"),
+    ]
+    assert sorted((s["campaign"], s["score"]) for s in both["scores"]) == [
+        ("earn-your-wings", 1),
+        ("summer", 3),
+    ]
+    [before_summer] = await post(client, partner, flight("f0", "p-1", "YUL", hours_ago(20)))
+    assert [s["campaign"] for s in before_summer["scores"]] == ["earn-your-wings"]
