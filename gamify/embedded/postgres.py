@@ -53,7 +53,16 @@ class EmbeddedPostgres:
     @property
     def url(self) -> str:
         assert self.port is not None, "server not started"
+        if self._socket_dir is not None:
+            # A Unix socket: a round trip costs markedly fewer syscalls than loopback TCP.
+            return f"postgresql://postgres@/{DATABASE}?host={self._socket_dir}&port={self.port}"
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def _socket_dir(self) -> Path | None:
+        # sun_path holds 107 bytes; the socket is named .s.PGSQL.<port>.
+        fits = len(str(self.pgdata).encode()) + len("/.s.PGSQL.65535") < 100
+        return self.pgdata if fits else None
 
     def start(self) -> str:
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -105,7 +114,7 @@ class EmbeddedPostgres:
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(port),
-            "unix_socket_directories": "''",
+            "unix_socket_directories": f"'{self._socket_dir or ''}'",
             "max_connections": "300",
             "shared_buffers": "'128MB'",
             "log_min_messages": "warning",

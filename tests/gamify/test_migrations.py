@@ -8,6 +8,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -22,8 +23,8 @@ async def fresh_database(servers: Servers) -> AsyncIterator[str]:
     name = f"fresh_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(servers.database_url)
     await admin.execute(f"CREATE DATABASE {name}")
-    base, _, _ = servers.database_url.rpartition("/")
-    yield f"{base}/{name}"
+    parts = urlsplit(servers.database_url)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
     await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     await admin.close()
 
