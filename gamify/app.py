@@ -36,10 +36,13 @@ def create_app(settings: Settings) -> Litestar:
         assert settings.database_url is not None and settings.redis_url is not None
         pool = await db.connect(settings.database_url, settings.db_pool_size)
         redis = redis_client.connect(settings.redis_url)
-        app.state.services = Services(settings, pool, redis, migrations.latest_version())
+        services = Services(settings, pool, redis, migrations.latest_version())
+        app.state.services = services
+        await services.boards.start()
         try:
             yield
         finally:
+            await services.boards.stop()
             await redis.aclose()
             await pool.close()
 

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from gamify.boards.writer import BoardWriter
 from gamify.engines import EngineCache
-from gamify.ingest import ingest
+from gamify.ingest import Outcome, ingest
 from gamify.wire import EventIn, EventResult
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,13 @@ class Coalescer:
         self,
         pool: asyncpg.Pool,
         engines: EngineCache,
+        boards: BoardWriter,
         parallel: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.pool = pool
         self.engines = engines
+        self.boards = boards
         self.parallel = max(1, parallel)
         self.clock = clock
         self._queue: list[_Pending] = []
@@ -109,14 +112,16 @@ class Coalescer:
             offset += count
 
     async def _ingest(self, tenant: str, events: list[EventIn]) -> list[EventResult]:
-        return await _retrying(lambda: self._once(tenant, events))
+        outcome = await _retrying(lambda: self._once(tenant, events))
+        # Committed: Redis comes after, once for the whole group, and cannot undo anything.
+        return await self.boards.rank(tenant, outcome.results, outcome.players, outcome.boards)
 
-    async def _once(self, tenant: str, events: list[EventIn]) -> list[EventResult]:
+    async def _once(self, tenant: str, events: list[EventIn]) -> Outcome:
         async with self.pool.acquire() as conn:
             return await ingest(conn, tenant, events, self.engines, self.clock())
 
 
-async def _retrying(attempt: Callable[[], Awaitable[list[EventResult]]]) -> list[EventResult]:
+async def _retrying(attempt: Callable[[], Awaitable[Outcome]]) -> Outcome:
     for remaining in range(RETRIES, 0, -1):
         try:
             return await attempt()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 import badges
 from gamify import campaign
+from gamify.boards import encoding
+from gamify.boards.windows import WINDOWS
 from gamify.store.campaigns import OpenCampaign
 
 
-class CompiledCampaign(msgspec.Struct, frozen=True):
+class CompiledCampaign(msgspec.Struct, frozen=True, dict=True):
     id: str
     version: int
     campaign: campaign.Campaign
@@ -21,6 +24,25 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
         """Whether an event at `occurred_at` falls inside [starts_at, ends_at + grace]."""
         rules = self.campaign.rules
         return rules.starts_at <= occurred_at <= rules.ends_at + self.campaign.grace
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.campaign.rules.starts_at
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.campaign.rules.timezone)
+
+    @property
+    def windows(self) -> list[str]:
+        """The window boards the campaign names (`daily`, `weekly`)."""
+        return [b for b in self.campaign.leaderboards if b in WINDOWS]
+
+    @property
+    def bits(self) -> int:
+        """Time bits of the board encoding (see boards.encoding)."""
+        rules = self.campaign.rules
+        return encoding.time_bits(rules.ends_at + self.campaign.grace - rules.starts_at)
 
 
 class EngineCache:

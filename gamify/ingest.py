@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 
 import badges
+from gamify.boards.updates import BoardUpdate, Standing, Timeline, WindowRow, pair_changes
+from gamify.boards.windows import period_of, window_totals
 from gamify.db import Conn
 from gamify.engines import CompiledCampaign, EngineCache
 from gamify.store import campaigns, events, progress
@@ -93,16 +95,25 @@ def _reused(event_id: str) -> EventResult:
     )
 
 
+class Outcome(msgspec.Struct):
+    """What a committed batch answers (scores still without ranks) and owes the boards."""
+
+    results: list[EventResult]
+    players: list[str]  # the player of each result
+    boards: list[BoardUpdate]
+
+
 async def ingest(
     conn: Conn, tenant: str, incoming: list[EventIn], cache: EngineCache, now: datetime
-) -> list[EventResult]:
+) -> Outcome:
     batch = Batch(incoming, now)
+    updates: list[BoardUpdate] = []
     async with conn.transaction():
         fresh = await _insert(conn, tenant, batch)
         if fresh:
-            await _fold(conn, tenant, batch, fresh, cache)
+            updates = await _fold(conn, tenant, batch, fresh, cache)
     batch.settle_repeats()
-    return batch.finished()
+    return Outcome(batch.finished(), [e.player for e in incoming], updates)
 
 
 async def _insert(conn: Conn, tenant: str, batch: Batch) -> list[int]:
@@ -140,7 +151,7 @@ async def _insert(conn: Conn, tenant: str, batch: Batch) -> list[int]:
 
 async def _fold(
     conn: Conn, tenant: str, batch: Batch, fresh: list[int], cache: EngineCache
-) -> None:
+) -> list[BoardUpdate]:
     compiled = [cache.get(tenant, c) for c in await campaigns.open_campaigns(conn, tenant)]
     touched: dict[int, list[CompiledCampaign]] = {
         i: [c for c in compiled if c.counts(batch.incoming[i].occurred_at)] for i in fresh
@@ -153,14 +164,15 @@ async def _fold(
     await progress.save(conn, tenant, folding.saved())
     await progress.award(conn, tenant, list(folding.award_rows.values()))
     await progress.outbox(conn, tenant, folding.outbox_rows())
+    updates, window_rows = folding.board_changes()
+    await progress.windows(conn, tenant, window_rows)
     for i in fresh:
         event = batch.incoming[i]
-        scores = [
-            ScoreOut(c.id, "campaign", folding.score(Pair(c.id, event.player))) for c in touched[i]
-        ]
+        scores = [s for c in touched[i] for s in folding.scores(c, event)]
         batch.results[i] = EventResult(
             event.id, "accepted", folding.awards_by_event.get(event.id, []), scores
         )
+    return updates
 
 
 class _Folding:
@@ -172,7 +184,11 @@ class _Folding:
             pair: badges.PlayerState.from_bytes(raw) if raw else None
             for pair, raw in stored.items()
         }
-        self.after: dict[Pair, tuple[int, datetime | None]] = {}
+        self.compiled: dict[Pair, CompiledCampaign] = {}
+        self.before: dict[Pair, Standing] = {}
+        self.after: dict[Pair, Standing] = {}
+        self.timelines_before: dict[Pair, Timeline] = {}
+        self.timelines_after: dict[Pair, Timeline] = {}
         # One row per (pair, badge): a badge awarded and then moved earlier within the same
         # request is written once, at its earliest time, credited to the event that granted it.
         self.award_rows: dict[tuple[Pair, str], AwardRow] = {}
@@ -183,8 +199,11 @@ class _Folding:
         engine_event = badges.Event(event.id, event.type, event.occurred_at, event.attributes)
         for compiled in touched:
             pair = Pair(compiled.id, event.player)
+            if pair not in self.compiled:
+                self._first_touch(pair, compiled)
             state, effects = badges.apply(compiled.engine, self.states.get(pair), [engine_event])
             self.states[pair] = state
+            self.before.setdefault(pair, (effects.score_before, effects.reached_at_before))
             self.after[pair] = (effects.score_after, effects.reached_at_after)
             for award in [*effects.awarded, *effects.moved]:
                 key = (pair, award.badge)
@@ -204,8 +223,47 @@ class _Folding:
             # The order a replay answers in (see store.events.STORED).
             self.awards_by_event[event.id].sort(key=lambda a: (a.campaign, a.awarded_at, a.badge))
 
-    def score(self, pair: Pair) -> int:
-        return self.after.get(pair, (0, None))[0]
+    def _first_touch(self, pair: Pair, compiled: CompiledCampaign) -> None:
+        state = self.states.get(pair)
+        self.compiled[pair] = compiled
+        if compiled.windows:
+            # `apply` changes the state in place: the timeline must be read first.
+            self.timelines_before[pair] = badges.points_timeline(compiled.engine, state)
+
+    def _timeline(self, pair: Pair) -> Timeline:
+        return badges.points_timeline(self.compiled[pair].engine, self.states.get(pair))
+
+    def board_changes(self) -> tuple[list[BoardUpdate], list[WindowRow]]:
+        updates: list[BoardUpdate] = []
+        rows: list[WindowRow] = []
+        for pair, compiled in self.compiled.items():
+            after_timeline = self._timeline(pair) if compiled.windows else []
+            update, windows = pair_changes(
+                self.tenant,
+                compiled,
+                pair.player,
+                self.before[pair],
+                self.after[pair],
+                self.timelines_before.get(pair, []),
+                after_timeline,
+            )
+            self.timelines_after[pair] = after_timeline
+            if update is not None:
+                updates.append(update)
+            rows += windows
+        return updates, rows
+
+    def scores(self, compiled: CompiledCampaign, event: EventIn) -> list[ScoreOut]:
+        """The player's scores on the boards this event counts on (ranks come later)."""
+        pair = Pair(compiled.id, event.player)
+        found = [ScoreOut(compiled.id, "campaign", self.after[pair][0])]
+        for window in compiled.windows:
+            period = period_of(window, event.occurred_at, compiled.zone)
+            totals = window_totals(window, self.timelines_after.get(pair, []), compiled.zone)
+            found.append(
+                ScoreOut(compiled.id, window, totals.get(period, (0, None))[0], period=period)
+            )
+        return found
 
     def saved(self) -> list[SavedProgress]:
         return [

@@ -1,4 +1,4 @@
-"""What a running app holds: settings and connections, created in the app's lifespan."""
+"""What a running app holds: settings, connections and the parts built on them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncpg
 from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
+from gamify.boards.service import Boards
 from gamify.coalesce import Coalescer
 from gamify.engines import EngineCache
 from gamify.settings import Settings
@@ -22,13 +23,17 @@ class Services:
     # The newest migration this code knows; /ready compares the database against it.
     schema_version: int
     engines: EngineCache = field(default_factory=EngineCache)
+    boards: Boards = field(init=False)
     coalescer: Coalescer = field(init=False)
     # Authenticated key lookups, hash -> (principal, expires at monotonic time).
     key_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.boards = Boards(self.db, self.redis, self.engines)
         # Half the pool for the write path leaves connections for reads under a write storm.
-        self.coalescer = Coalescer(self.db, self.engines, parallel=self.settings.db_pool_size // 2)
+        self.coalescer = Coalescer(
+            self.db, self.engines, self.boards.writer, parallel=self.settings.db_pool_size // 2
+        )
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -34,11 +34,14 @@ class AwardOut(msgspec.Struct, frozen=True):
 
 
 class ScoreOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A player's score on one board; `period` names the window of a daily or weekly board."""
+
     campaign: str
     board: str
     score: int
     rank: int | None = None
     previous_rank: int | None = None
+    period: date | None = None
 
 
 class EventResult(msgspec.Struct, frozen=True, omit_defaults=True):

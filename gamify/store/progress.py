@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from gamify.boards.updates import WindowRow
 from gamify.db import Conn
 
 # Batches travel as one JSON array each (see store.events). One statement creates the missing
@@ -45,6 +46,17 @@ INSERT INTO outbox (tenant_id, kind, campaign_id, player_id, payload)
 SELECT $1, o.kind, o.campaign, o.player, o.payload
 FROM json_to_recordset($2::text::json)
      AS o (kind text, campaign text, player text, payload jsonb)
+"""
+
+
+WINDOWS = """
+INSERT INTO window_scores (tenant_id, campaign_id, board, period, player_id, score, reached_at)
+SELECT $1, w.campaign, w.board, w.period, w.player, w.score, w.reached_at
+FROM json_to_recordset($2::text::json)
+     AS w (campaign text, board text, period date, player text, score bigint,
+           reached_at timestamptz)
+ON CONFLICT (tenant_id, campaign_id, board, period, player_id) DO UPDATE
+SET score = EXCLUDED.score, reached_at = EXCLUDED.reached_at, updated_at = now()
 """
 
 
@@ -145,6 +157,28 @@ async def outbox(conn: Conn, tenant: str, rows: list[OutboxRow]) -> None:
                         "campaign": r.pair.campaign,
                         "player": r.pair.player,
                         "payload": r.payload,
+                    }
+                    for r in rows
+                ]
+            ),
+        )
+
+
+async def windows(conn: Conn, tenant: str, rows: list[WindowRow]) -> None:
+    """Window board scores, absolute: the rows a rebuild of the window boards reads."""
+    if rows:
+        await conn.execute(
+            WINDOWS,
+            tenant,
+            _json(
+                [
+                    {
+                        "campaign": r.campaign,
+                        "board": r.board,
+                        "period": r.period,
+                        "player": r.player,
+                        "score": r.score,
+                        "reached_at": _utc(r.reached_at),
                     }
                     for r in rows
                 ]

@@ -1,0 +1,15 @@
+"""The Redis Function library of the boards, loaded at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+LIBRARY = (Path(__file__).parent / "functions.lua").read_text()
+SET_SCORES = "gamify_set_scores"
+
+
+async def load(redis: Redis) -> None:
+    """FUNCTION LOAD REPLACE: idempotent, so every instance may load it at start."""
+    await redis.function_load(LIBRARY, replace=True)

@@ -1,0 +1,24 @@
+"""Redis key names of the boards."""
+
+from __future__ import annotations
+
+from datetime import date
+
+
+def tag(tenant: str, campaign: str) -> str:
+    # Tenant and campaign ids are slugs (no braces or colons), so the tag is unambiguous.
+    return f"lb:{{{tenant}:{campaign}}}"
+
+
+def board(tenant: str, campaign: str, name: str = "campaign", period: date | None = None) -> str:
+    base = f"{tag(tenant, campaign)}:{name}"
+    return base if period is None else f"{base}:{period.isoformat()}"
+
+
+def ready(tenant: str, campaign: str) -> str:
+    """Present once the campaign's boards were built from Postgres."""
+    return f"{tag(tenant, campaign)}:ready"
+
+
+def rebuilding(tenant: str, campaign: str) -> str:
+    return f"{tag(tenant, campaign)}:rebuilding"

@@ -1,0 +1,169 @@
+"""The boards of a running instance: the writer, rebuilds on demand, and the reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gamify.boards import encoding, functions, keys, rebuild
+from gamify.boards.writer import BoardWriter
+from gamify.engines import CompiledCampaign, EngineCache
+from gamify.store.campaigns import OpenCampaign
+
+log = logging.getLogger(__name__)
+
+RECONCILE_EVERY = 60.0
+READY_WAIT = 5.0
+# Rows committed just before a pass may carry an earlier updated_at than the pass's start.
+REPLAY_MARGIN = timedelta(seconds=10)
+CAMPAIGNS = """
+SELECT tenant_id, id, version, document FROM campaigns WHERE cancelled_at IS NULL
+"""
+COUNTS = """
+SELECT tenant_id, campaign_id, count(*) AS members FROM progress WHERE score > 0
+GROUP BY tenant_id, campaign_id
+"""
+CHANGED = """
+SELECT tenant_id, campaign_id, player_id, score, reached_at FROM progress
+WHERE updated_at > $1 AND score > 0
+"""
+CHANGED_WINDOWS = """
+SELECT tenant_id, campaign_id, board, period, player_id, score, reached_at FROM window_scores
+WHERE updated_at > $1
+"""
+
+
+class Boards:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, engines: EngineCache) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.engines = engines
+        self.writer = BoardWriter(redis, self.schedule_rebuild, self.mark_dirty)
+        self._rebuilds: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._dirty = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._watermark = datetime.now(UTC)
+
+    async def start(self) -> None:
+        try:
+            await functions.load(self.redis)
+        except RedisError:
+            log.warning("Redis unreachable at start; boards will be rebuilt when it is back")
+        self._loop = asyncio.get_running_loop().create_task(self._reconcile_forever())
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop, *self._rebuilds.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def schedule_rebuild(self, tenant: str, campaign: str) -> asyncio.Task[None]:
+        running = self._rebuilds.get((tenant, campaign))
+        if running is None or running.done():
+            running = asyncio.get_running_loop().create_task(self._rebuild(tenant, campaign))
+            self._rebuilds[(tenant, campaign)] = running
+        return running
+
+    async def ensure_ready(self, tenant: str, campaign: str) -> bool:
+        """Whether the campaign's boards are built; starts a rebuild and waits a little if not."""
+        if await self.redis.exists(keys.ready(tenant, campaign)):
+            return True
+        task = self.schedule_rebuild(tenant, campaign)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), READY_WAIT)
+        return bool(await self.redis.exists(keys.ready(tenant, campaign)))
+
+    async def compiled(self, tenant: str, campaign: str) -> CompiledCampaign | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, version, document FROM campaigns WHERE tenant_id = $1 AND id = $2",
+                tenant,
+                campaign,
+            )
+        if row is None:
+            return None
+        return self.engines.get(tenant, OpenCampaign(row["id"], row["version"], row["document"]))
+
+    async def _rebuild(self, tenant: str, campaign: str) -> None:
+        compiled = await self.compiled(tenant, campaign)
+        if compiled is None:
+            return
+        for _ in range(int(rebuild.LOCK_SECONDS)):
+            if await rebuild.rebuild(self.pool, self.redis, tenant, compiled) is not None:
+                return
+            if await self.redis.exists(keys.ready(tenant, campaign)):
+                return  # another instance finished it
+            await asyncio.sleep(1)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except (RedisError, OSError, asyncpg.PostgresError):
+                log.warning("board reconciliation failed; retrying", exc_info=True)
+                self._dirty.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), RECONCILE_EVERY)
+            await asyncio.sleep(1)  # let a burst of failures settle into one pass
+
+    async def reconcile(self) -> None:
+        """Repair drift: rebuild boards that are missing or short, replay recent changes."""
+        self._dirty.clear()
+        started = datetime.now(UTC)
+        async with self.pool.acquire() as conn:
+            campaigns = await conn.fetch(CAMPAIGNS)
+            counts = {
+                (r["tenant_id"], r["campaign_id"]): r["members"] for r in await conn.fetch(COUNTS)
+            }
+            since = self._watermark - REPLAY_MARGIN
+            changed = await conn.fetch(CHANGED, since)
+            changed_windows = await conn.fetch(CHANGED_WINDOWS, since)
+        for row in campaigns:
+            tenant, campaign = row["tenant_id"], row["id"]
+            ready = await self.redis.exists(keys.ready(tenant, campaign))
+            members = await self.redis.zcard(keys.board(tenant, campaign))
+            if not ready or members < counts.get((tenant, campaign), 0):
+                await self.schedule_rebuild(tenant, campaign)
+        compiled = {
+            (r["tenant_id"], r["id"]): self.engines.get(
+                r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"])
+            )
+            for r in campaigns
+        }
+        await _replay(self.redis, compiled, changed, changed_windows)
+        self._watermark = started
+
+
+async def _replay(
+    redis: Redis,
+    compiled: dict[tuple[str, str], CompiledCampaign],
+    changed: list[asyncpg.Record],
+    windows: list[asyncpg.Record],
+) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for row in [*changed, *windows]:
+            campaign = compiled.get((row["tenant_id"], row["campaign_id"]))
+            if campaign is None:
+                continue
+            board = row.get("board", "campaign")
+            period = row.get("period")
+            try:
+                encoded = encoding.encode(
+                    row["score"], row["reached_at"], campaign.starts_at, campaign.bits
+                )
+            except encoding.BoardOverflow:
+                continue
+            key = keys.board(row["tenant_id"], row["campaign_id"], board, period)
+            pipe.zadd(key, {row["player_id"]: encoded}, gt=True)
+        await pipe.execute()

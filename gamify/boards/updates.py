@@ -1,0 +1,82 @@
+"""What a write changes on the boards: absolute scores per (campaign, player, board)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+
+import msgspec
+
+from gamify.boards import encoding, keys
+from gamify.boards.windows import window_totals
+from gamify.engines import CompiledCampaign
+
+log = logging.getLogger(__name__)
+
+Standing = tuple[int, datetime | None]  # points, when reached
+Timeline = list[tuple[datetime, int]]
+
+
+class BoardScore(msgspec.Struct, frozen=True):
+    key: str
+    board: str
+    period: date | None
+    points: int
+    encoded: int
+
+
+class BoardUpdate(msgspec.Struct, frozen=True):
+    campaign: str
+    player: str
+    ready_key: str
+    scores: list[BoardScore]
+
+
+class WindowRow(msgspec.Struct, frozen=True):
+    campaign: str
+    board: str
+    period: date
+    player: str
+    score: int
+    reached_at: datetime
+
+
+def pair_changes(
+    tenant: str,
+    compiled: CompiledCampaign,
+    player: str,
+    before: Standing,
+    after: Standing,
+    timeline_before: Timeline,
+    timeline_after: Timeline,
+) -> tuple[BoardUpdate | None, list[WindowRow]]:
+    """The board scores and window rows that moved between `before` and `after`."""
+    scores: list[BoardScore] = []
+    rows: list[WindowRow] = []
+    if after != before and after[0] > 0:
+        scores += _scored(compiled, keys.board(tenant, compiled.id), "campaign", None, after)
+    for window in compiled.windows:
+        old = window_totals(window, timeline_before, compiled.zone)
+        new = window_totals(window, timeline_after, compiled.zone)
+        for period, standing in new.items():
+            if old.get(period) == standing:
+                continue
+            rows.append(WindowRow(compiled.id, window, period, player, *standing))
+            key = keys.board(tenant, compiled.id, window, period)
+            scores += _scored(compiled, key, window, period, standing)
+    if not scores:
+        return None, rows
+    return BoardUpdate(compiled.id, player, keys.ready(tenant, compiled.id), scores), rows
+
+
+def _scored(
+    compiled: CompiledCampaign, key: str, board: str, period: date | None, standing: Standing
+) -> list[BoardScore]:
+    points, reached_at = standing
+    try:
+        encoded = encoding.encode(points, reached_at, compiled.starts_at, compiled.bits)
+    except encoding.BoardOverflow:
+        # Loud, and left off the board rather than ranked wrong.
+        log.error("board %s cannot rank %s points exactly; left unranked", key, points)
+        return []
+    return [BoardScore(key, board, period, points, encoded)]

@@ -1,0 +1,39 @@
+"""Window boards: which daily or weekly window a moment falls in, in the campaign's time zone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+WINDOWS = ("daily", "weekly")
+
+
+def period_of(board: str, moment: datetime, zone: ZoneInfo) -> date:
+    """The first local day of the window holding `moment` (Monday for weekly)."""
+    day = moment.astimezone(zone).date()
+    return day - timedelta(days=day.weekday()) if board == "weekly" else day
+
+
+def bounds(board: str, period: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window as [start, end) instants; a DST day is 23 or 25 hours long."""
+    days = 7 if board == "weekly" else 1
+    start = datetime.combine(period, time(), zone)
+    end = datetime.combine(period + timedelta(days=days), time(), zone)
+    return start, end
+
+
+def valid_period(board: str, period: date) -> bool:
+    return board != "weekly" or period.weekday() == 0
+
+
+def window_totals(
+    board: str, timeline: Iterable[tuple[datetime, int]], zone: ZoneInfo
+) -> dict[date, tuple[int, datetime]]:
+    """Points per window and when each window's total was reached (its last contribution)."""
+    totals: dict[date, tuple[int, datetime]] = {}
+    for moment, points in timeline:
+        period = period_of(board, moment, zone)
+        earned, _ = totals.get(period, (0, moment))
+        totals[period] = (earned + points, moment)
+    return totals
