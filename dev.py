@@ -38,13 +38,13 @@ def ensure_environment() -> None:
 
 
 def run_tests(extra: list[str]) -> int:
-    steps = [
-        [BIN / "ruff", "check", "."],
-        [BIN / "mypy"],
-        [BIN / "pytest", *extra],
+    steps: list[list[str]] = [
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "mypy")],
+        [str(BIN / "pytest"), *extra],
     ]
     for step in steps:
-        print("$", " ".join(str(part) for part in step), file=sys.stderr, flush=True)
+        print("$", " ".join(step), file=sys.stderr, flush=True)
         code = subprocess.run(step, cwd=ROOT).returncode
         if code != 0:
             return code

@@ -18,16 +18,18 @@ earliest). The result therefore does not depend on the order events arrive in, n
 are batched.
 
 * A badge is awarded once, at the occurred_at of the event that completed it (`awarded_at` ==
-  that occurred_at). A `badges` badge is awarded when the `min`-th of its badges was.
+  that occurred_at; returned datetimes carry that event's offset or UTC). A `badges` badge is
+  awarded when the `min`-th of its badges was.
 * Every criterion is monotone: an extra event can award a badge or move its `awarded_at`
   earlier, never take a badge away. That is why `sum` adds only positive numbers (a late refund
   must not revoke a badge) and points are never negative.
 * Score = points of the held badges + points of the scoring rules (per matching event).
   `reached_at` = the instant of the last point contribution, when the current score was reached
   (None while the score is 0); on a leaderboard, equal scores rank the earlier `reached_at` first.
-* Attribute equality is JSON equality: `1 == 1.0`, but `true != 1` and `"1" != 1`; lists and
-  objects never match, and a missing attribute matches nothing (not even null). `sum` adds
-  finite positive numbers (not booleans); `distinct` counts strings and numbers.
+* Attribute equality is JSON equality: `1 == 1.0`, but `true != 1` and `"1" != 1`; lists,
+  objects and integers beyond 64 bits never match, and a missing attribute matches nothing (not
+  even null). `sum` adds finite positive numbers (not booleans); `distinct` counts strings and
+  numbers.
 * Streak periods are days, or weeks starting on Monday, of the campaign's time zone: a DST day of
   23 or 25 hours is one period like any other.
 
@@ -41,6 +43,10 @@ earlier could pull the set apart and revoke the badge), so there `within: D` is 
 the campaign start: the `min`-th badge must be awarded by starts_at + D ("all five in the first
 week"). Durations are ISO 8601 weeks, days, hours, minutes and seconds (P30D, P1W, PT12H); a day
 is 24 hours; years and months are rejected (no fixed length).
+
+Effects. `apply` returns the awards it made, the held badges whose `awarded_at` moved earlier,
+score and `reached_at` before and after, and the progress (`current`/`target`) of the badges the
+events advanced (a badge already held cannot advance; `progress()` lists every badge).
 
 Speed. `compile_rules` indexes the rules by event type and by (attribute, value), so an event
 reaches only the badges it can change. An event later than everything retained for the player
@@ -63,6 +69,9 @@ against an event replayed after it was forgotten. Scoring points of forgotten ev
 summed per quarter hour (for `points_timeline` and `window_score`, exact for windows aligned to
 quarter hours, which local days and weeks are).
 
+Storage. `PlayerState.to_bytes()` is MessagePack: each retained event keeps its id, instant,
+type and only the attributes the rules read, with the type and attribute names replaced by
+numbers from the compiled rules (about 30 bytes an event, ~3 KB for a player with 100 events).
 A state belongs to the rules it was folded with: `apply` raises ValueError for a state folded
 with different rules (campaign rules can only change before the start, when no state has counted
 anything).
@@ -87,7 +96,7 @@ from badges.errors import FieldError, RulesError
 from badges.fold import apply, progress
 from badges.results import Award, Effects, Progress
 from badges.rules import Badge, Event, Reward, Rules, ScoringRule
-from badges.scoring import held_badges, points_timeline, window_score
+from badges.scoring import held_badges, points_timeline, score, window_score
 from badges.state import PlayerState
 from badges.validate import validate
 
@@ -125,6 +134,7 @@ __all__ = [
     "parse_duration",
     "points_timeline",
     "progress",
+    "score",
     "validate",
     "window_score",
 ]

@@ -26,6 +26,8 @@ __all__ = ["Acc", "Tally", "clone"]
 
 Number = int | float
 Key = str | int | float
+Attributes = Mapping[int, Any]
+"""A stored event's attributes, keyed by slot: the position of the name in its type's index."""
 
 
 class CountAcc(msgspec.Struct, array_like=True, gc=False, tag=1):
@@ -95,7 +97,7 @@ def clone(acc: Acc) -> Acc:
 class Tally(Protocol):
     target: int
 
-    def extract(self, attributes: Mapping[str, Any], payload: object) -> object:
+    def extract(self, attributes: Attributes, payload: object) -> object:
         """The value this criterion folds for an event, or MISSING if the event does not count.
         `payload` is what the index stored with the match (a position in `values`)."""
 
@@ -109,22 +111,22 @@ class Tally(Protocol):
 class _Payload:
     """The index already found the value (`value`, `collection`) or none is needed."""
 
-    def extract(self, attributes: Mapping[str, Any], payload: object) -> object:
+    def extract(self, attributes: Attributes, payload: object) -> object:
         return payload
 
 
 class _NumberOf:
-    attribute: str
+    attribute: int  # the attribute's slot in the stored event
 
-    def extract(self, attributes: Mapping[str, Any], payload: object) -> object:
+    def extract(self, attributes: Attributes, payload: object) -> object:
         value = number(attributes.get(self.attribute))
         return MISSING if value is None else value
 
 
 class _ValueOf:
-    attribute: str
+    attribute: int  # the attribute's slot in the stored event
 
-    def extract(self, attributes: Mapping[str, Any], payload: object) -> object:
+    def extract(self, attributes: Attributes, payload: object) -> object:
         value = attributes.get(self.attribute)
         if type(value) is str:  # the common case, first
             return value
@@ -163,7 +165,7 @@ class CountTally(_Payload):
 
 
 class SumTally(_NumberOf):
-    def __init__(self, attribute: str, threshold: int) -> None:
+    def __init__(self, attribute: int, threshold: int) -> None:
         self.attribute = attribute
         self.target = threshold
 
@@ -193,7 +195,7 @@ class _Distinct:
 
 
 class DistinctTally(_ValueOf, _Distinct):
-    def __init__(self, attribute: str, threshold: int) -> None:
+    def __init__(self, attribute: int, threshold: int) -> None:
         self.attribute = attribute
         self.target = threshold
 
@@ -252,7 +254,7 @@ class CountWindow(_Payload):
 
 
 class SumWindow(_NumberOf):
-    def __init__(self, attribute: str, threshold: int, within_us: int) -> None:
+    def __init__(self, attribute: int, threshold: int, within_us: int) -> None:
         self.attribute = attribute
         self.target = threshold
         self.within = within_us
@@ -299,7 +301,7 @@ class _DistinctWindow:
 
 
 class DistinctWindow(_ValueOf, _DistinctWindow):
-    def __init__(self, attribute: str, threshold: int, within_us: int) -> None:
+    def __init__(self, attribute: int, threshold: int, within_us: int) -> None:
         self.attribute = attribute
         self.target = threshold
         self.within = within_us

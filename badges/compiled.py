@@ -9,7 +9,7 @@ must look at every event of the type. An event for the Vancouver badge reaches t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Container, Hashable
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from badges.accumulators import (
+    Attributes,
     CollectionTally,
     CollectionWindow,
     CountTally,
@@ -47,38 +48,80 @@ from badges.rules import Rules
 from badges.times import Periods, to_us
 from badges.validate import validate
 
-__all__ = ["HISTORY_CAP", "Derived", "Engine", "TypeIndex", "compile_rules"]
+__all__ = ["HISTORY_CAP", "Derived", "Engine", "Single", "TypeIndex", "compile_rules"]
 
 HISTORY_CAP = 10_000
 """Events retained per player and campaign before the oldest are folded into a checkpoint."""
 
-Extract = Callable[[Mapping[str, Any], object], object]
+Extract = Callable[[Attributes, object], object]
 Tap = tuple[int, Checks, Extract, object]
 """A badge index, the `where` checks the index did not already do, the tally's `extract`, and
 the payload to pass it."""
 
 
 class TypeIndex:
-    """Everything that can match one event type."""
+    """Everything that can match one event type.
 
-    __slots__ = ("keyed", "names", "plain", "points", "scoring")
+    `code` numbers the type and `names` the attributes kept for it (an attribute's slot is its
+    position in `names`): stored events use those numbers, not the strings.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("code", "keyed", "names", "plain", "points", "scoring", "slots")
+
+    def __init__(self, code: int, names: tuple[str, ...]) -> None:
+        self.code = code
+        self.names = names
+        self.slots = {name: slot for slot, name in enumerate(names)}
         self.plain: list[Tap] = []
-        self.keyed: dict[str, dict[Hashable, list[Tap]]] = {}
+        self.keyed: dict[int, dict[Hashable, list[Tap]]] = {}
         self.points = 0  # scoring points every event of the type earns
         self.scoring: list[tuple[int, Checks]] = []  # and those that depend on `where`
-        self.names: tuple[str, ...] = ()
 
     def add(self, tap: Tap, attribute: str | None = None, values: list[Any] | None = None) -> None:
         if attribute is None or values is None:
             self.plain.append(tap)
             return
-        table = self.keyed.setdefault(attribute, {})
+        table = self.keyed.setdefault(self.slots[attribute], {})
         for value in values:
             taps = table.setdefault(scalar_key(value), [])
             if all(other[0] != tap[0] for other in taps):  # `where` lists may repeat a value
                 taps.append(tap)
+
+
+class Single:
+    """Matches one criterion alone: a refold looks at a few criteria over many events, where
+    asking the whole index about each event would do needless work."""
+
+    __slots__ = ("checks", "code", "extract", "keys", "slot")
+
+    def __init__(
+        self,
+        code: int,
+        extract: Extract,
+        checks: Checks = (),
+        slot: int | None = None,
+        keys: dict[Hashable, object] | None = None,
+    ) -> None:
+        self.code = code
+        self.extract = extract
+        self.checks = checks
+        self.slot = slot  # with `keys`: the indexed attribute and its wanted keys -> payload
+        self.keys = keys or {}
+
+    def __call__(self, code: int, attributes: Attributes) -> object:
+        """The value to fold for an event of type `code`, or MISSING."""
+        if code != self.code:
+            return MISSING
+        payload = None
+        if self.slot is not None:
+            value = attributes.get(self.slot, MISSING)
+            key = value if type(value) is str else scalar_key(value)
+            if key not in self.keys:
+                return MISSING
+            payload = self.keys[key]
+        if self.checks and not passes(self.checks, attributes):
+            return MISSING
+        return self.extract(attributes, payload)
 
 
 class Derived(msgspec.Struct, frozen=True):
@@ -106,22 +149,24 @@ class Engine:
         self.ids = [badge.id for badge in rules.badges]
         self.position = {badge_id: i for i, badge_id in enumerate(self.ids)}
         self.points = [badge.points for badge in rules.badges]
+        read = _attribute_names(rules)
+        self.kinds = [TypeIndex(code, names) for code, names in enumerate(read.values())]
+        self.types = dict(zip(read, self.kinds, strict=True))
+        self.singles: dict[int, Single] = {}
         # A `badges` criterion gets a placeholder tally: no event ever reaches it.
-        self.tallies: list[Tally] = []
-        self.types: dict[str, TypeIndex] = {}
-        for i, badge in enumerate(rules.badges):
-            self.tallies.append(self._index(i, badge.criteria) or ValueTally())
+        self.tallies: list[Tally] = [
+            self._index(i, badge.criteria) or ValueTally() for i, badge in enumerate(rules.badges)
+        ]
         self.derived = self._derived()
         self.derived_at = {rule.index: rule for rule in self.derived}
         self.targets = [self._target(i) for i in range(len(self.ids))]
         for rule in rules.scoring:
             if rule.points > 0:
-                kind = self._type(rule.event)
+                kind = self.types[rule.event]
                 if rule.where:
-                    kind.scoring.append((rule.points, compile_where(rule.where)))
+                    kind.scoring.append((rule.points, compile_where(rule.where, kind.slots)))
                 else:
                     kind.points += rule.points
-        self._names()
 
     def _target(self, index: int) -> int:
         criterion = self.rules.badges[index].criteria
@@ -129,27 +174,31 @@ class Engine:
             return criterion.min or len(criterion.values)
         return self.tallies[index].target
 
-    def match(self, kind: TypeIndex, attributes: Mapping[str, Any]) -> list[tuple[int, object]]:
-        """(badge index, value to fold) for every criterion the event counts for."""
+    def match(
+        self, kind: TypeIndex, attributes: Attributes, skip: Container[str] = ()
+    ) -> list[tuple[int, object]]:
+        """(badge index, value to fold) for every criterion the event counts for, leaving out
+        the badges whose ids are in `skip` (held ones, mostly: the cheapest test goes first)."""
         found: list[tuple[int, object]] = []
+        ids = self.ids
         for index, checks, extract, payload in kind.plain:
-            if not checks or passes(checks, attributes):
+            if ids[index] not in skip and (not checks or passes(checks, attributes)):
                 value = extract(attributes, payload)
                 if value is not MISSING:
                     found.append((index, value))
-        for attribute, table in kind.keyed.items():
-            value = attributes.get(attribute, MISSING)
+        for slot, table in kind.keyed.items():
+            value = attributes.get(slot, MISSING)
             taps = table.get(value if type(value) is str else scalar_key(value))
             if taps is None:
                 continue
             for index, checks, extract, payload in taps:
-                if not checks or passes(checks, attributes):
+                if ids[index] not in skip and (not checks or passes(checks, attributes)):
                     value = extract(attributes, payload)
                     if value is not MISSING:
                         found.append((index, value))
         return found
 
-    def score(self, kind: TypeIndex, attributes: Mapping[str, Any]) -> int:
+    def score(self, kind: TypeIndex, attributes: Attributes) -> int:
         """Points the scoring rules give one event."""
         points = kind.points
         for extra, checks in kind.scoring:
@@ -157,30 +206,35 @@ class Engine:
                 points += extra
         return points
 
-    def _type(self, event_type: str) -> TypeIndex:
-        return self.types.setdefault(event_type, TypeIndex())
-
     def _index(self, i: int, criterion: Criterion) -> Tally | None:
         if isinstance(criterion, BadgesCriterion):
             return None
-        kind = self._type(criterion.event)
-        tally = self._tally(criterion)
+        kind = self.types[criterion.event]
+        tally = self._tally(criterion, kind.slots)
         if isinstance(criterion, ValueCriterion | CollectionCriterion):
-            checks = compile_where(criterion.where)
+            checks = compile_where(criterion.where, kind.slots)
+            keys: dict[Hashable, object] = {}
             for position, value in enumerate(criterion.values):
                 payload = position if isinstance(criterion, CollectionCriterion) else None
                 kind.add((i, checks, tally.extract, payload), criterion.attribute, [value])
+                keys[scalar_key(value)] = payload
+            slot = kind.slots[criterion.attribute]
+            self.singles[i] = Single(kind.code, tally.extract, checks, slot, keys)
         elif criterion.where:
             attribute = min(criterion.where)
             wanted = criterion.where[attribute]
             values = wanted if isinstance(wanted, list) else [wanted]
-            checks = compile_where(criterion.where, skip=attribute)
+            checks = compile_where(criterion.where, kind.slots, skip=attribute)
             kind.add((i, checks, tally.extract, None), attribute, values)
+            keys = {scalar_key(value): None for value in values}
+            slot = kind.slots[attribute]
+            self.singles[i] = Single(kind.code, tally.extract, checks, slot, keys)
         else:
             kind.add((i, (), tally.extract, None))
+            self.singles[i] = Single(kind.code, tally.extract)
         return tally
 
-    def _tally(self, criterion: Criterion) -> Tally:
+    def _tally(self, criterion: Criterion, slots: dict[str, int]) -> Tally:
         within = to_within(criterion.within)
         match criterion:
             case ValueCriterion():
@@ -188,9 +242,11 @@ class Engine:
             case CountCriterion(threshold=n):
                 return CountWindow(n, within) if within else CountTally(n)
             case SumCriterion(attribute=name, threshold=n):
-                return SumWindow(name, n, within) if within else SumTally(name, n)
+                slot = slots[name]
+                return SumWindow(slot, n, within) if within else SumTally(slot, n)
             case DistinctCriterion(attribute=name, threshold=n):
-                return DistinctWindow(name, n, within) if within else DistinctTally(name, n)
+                slot = slots[name]
+                return DistinctWindow(slot, n, within) if within else DistinctTally(slot, n)
             case CollectionCriterion(values=values, min=need):
                 need = need or len(values)
                 return CollectionWindow(need, within) if within else CollectionTally(need)
@@ -226,21 +282,23 @@ class Engine:
                 )
         return ordered
 
-    def _names(self) -> None:
-        """The attributes each event type's history must keep."""
-        for event_type, kind in self.types.items():
-            names = set(kind.keyed)
-            for badge in self.rules.badges:
-                criterion = badge.criteria
-                if getattr(criterion, "event", None) != event_type:
-                    continue
-                names.update(criterion.where or ())
-                if isinstance(criterion, SumCriterion | DistinctCriterion):
-                    names.add(criterion.attribute)
-            for rule in self.rules.scoring:
-                if rule.event == event_type:
-                    names.update(rule.where or ())
-            kind.names = tuple(sorted(names))
+
+def _attribute_names(rules: Rules) -> dict[str, tuple[str, ...]]:
+    """Every event type the rules read, with the attributes they read of it (sorted, so the
+    numbering is stable for the same rules)."""
+    names: dict[str, set[str]] = {}
+    for badge in rules.badges:
+        criterion = badge.criteria
+        if isinstance(criterion, BadgesCriterion):
+            continue
+        wanted = names.setdefault(criterion.event, set())
+        wanted.update(criterion.where or ())
+        if not isinstance(criterion, CountCriterion | StreakCriterion):
+            wanted.add(criterion.attribute)
+    for rule in rules.scoring:
+        if rule.points > 0:
+            names.setdefault(rule.event, set()).update(rule.where or ())
+    return {event: tuple(sorted(names[event])) for event in sorted(names)}
 
 
 def to_within(text: str | None) -> int:

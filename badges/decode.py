@@ -30,6 +30,7 @@ _CAMPAIGN: Final[dict[str, Any]] = {
 _KINDS = "value, count, sum, distinct, collection, streak, badges"
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>.*)`)?$", re.DOTALL)
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
 
 
 def decode_rules(data: bytes | str | Mapping[str, Any]) -> Rules:
@@ -95,15 +96,15 @@ def _convert(value: Any, kind: Any, path: str, errors: list[FieldError]) -> Any:
     try:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:
-        errors.append(_field_error(str(exc), path))
+        errors.append(_field_error(str(exc), path, value))
         return _FAILED
 
 
-def _field_error(text: str, path: str) -> FieldError:
+def _field_error(text: str, path: str, value: Any) -> FieldError:
     """msgspec's "Expected `int`, got `str` - at `$.criteria.threshold`" as a FieldError."""
     match = _AT.match(text)
     assert match is not None  # the pattern matches any text
-    message, field = match["message"], path + (match["path"] or "")
+    message, field = match["message"], path + _name_keys(match["path"] or "", value)
     if missing := _MISSING_FIELD.match(message):
         return FieldError(f"{field}.{missing['name']}", "is required")
     if field.endswith("criteria.kind") and message.startswith("Invalid value"):
@@ -112,3 +113,35 @@ def _field_error(text: str, path: str) -> FieldError:
             f"{message.removeprefix('Invalid value ')} is not a criteria kind; use one of {_KINDS}",
         )
     return FieldError(field, message)
+
+
+def _name_keys(path: str, value: Any) -> str:
+    """msgspec writes a bad value inside a dict as `where[...]`; name the key instead.
+
+    The only dicts of the rules are `where` filters, so the bad key is the first whose value is
+    neither a scalar nor a list of scalars.
+    """
+    if "[...]" not in path:
+        return path
+    out = ""
+    for name, index, unknown in _STEP.findall(path):
+        if unknown:
+            bad = None
+            if isinstance(value, dict):
+                bad = next((k for k, v in value.items() if not _where_value(v)), None)
+            if bad is None:
+                return path
+            out, value = f"{out}.{bad}", value[bad]
+        elif index:
+            items = value if isinstance(value, list) else []
+            out, value = f"{out}[{index}]", items[int(index)] if int(index) < len(items) else None
+        else:
+            out, value = f"{out}.{name}", value.get(name) if isinstance(value, dict) else None
+    return out
+
+
+def _where_value(value: Any) -> bool:
+    def scalar(v: Any) -> bool:
+        return v is None or isinstance(v, str | int | float | bool)
+
+    return scalar(value) or (isinstance(value, list) and all(scalar(v) for v in value))

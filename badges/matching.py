@@ -31,8 +31,8 @@ _TRUE: Final = (True,)
 _FALSE: Final = (False,)
 _INT64 = (-(2**63), 2**64 - 1)
 
-Checks = tuple[tuple[str, frozenset[Hashable]], ...]
-"""`where`, compiled: every attribute's key must be in its set."""
+Checks = tuple[tuple[int, frozenset[Hashable]], ...]
+"""`where`, compiled: the value in every slot must have its key in the set."""
 
 
 def scalar_key(value: object) -> Hashable:
@@ -45,8 +45,8 @@ def scalar_key(value: object) -> Hashable:
     return MISSING
 
 
-def compile_where(where: Where | None, skip: str | None = None) -> Checks:
-    """`where` as key sets, leaving out the attribute `skip` (already looked up by the index)."""
+def compile_where(where: Where | None, slots: Mapping[str, int], skip: str | None = None) -> Checks:
+    """`where` as key sets by slot, leaving out the attribute `skip` (the index looks it up)."""
     if not where:
         return ()
     checks = []
@@ -54,25 +54,26 @@ def compile_where(where: Where | None, skip: str | None = None) -> Checks:
         if attribute == skip:
             continue
         values = wanted if isinstance(wanted, list) else [wanted]
-        checks.append((attribute, frozenset(scalar_key(v) for v in values)))
+        checks.append((slots[attribute], frozenset(scalar_key(v) for v in values)))
     return tuple(checks)
 
 
-def passes(checks: Checks, attributes: Mapping[str, Any]) -> bool:
-    return all(scalar_key(attributes.get(name, MISSING)) in keys for name, keys in checks)
+def passes(checks: Checks, attributes: Mapping[int, Any]) -> bool:
+    return all(scalar_key(attributes.get(slot, MISSING)) in keys for slot, keys in checks)
 
 
-def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Scalar]:
-    """The attributes the rules can read, with values that can never match dropped.
+def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[int, Scalar]:
+    """The attributes the rules can read, by slot (position in `names`), with values that can
+    never match dropped.
 
     The stored history keeps only these, which keeps a player's state small; and both the
     incremental path and a refold read the projection, so they cannot disagree.
     """
-    out: dict[str, Scalar] = {}
-    for name in names:
+    out: dict[int, Scalar] = {}
+    for slot, name in enumerate(names):
         value = attributes.get(name, MISSING)
         if _storable(value):
-            out[name] = value
+            out[slot] = value
     return out
 
 

@@ -14,7 +14,7 @@ from badges.results import Award
 from badges.state import PlayerState
 from badges.times import from_us, to_us
 
-__all__ = ["held_badges", "points_timeline", "window_score"]
+__all__ = ["held_badges", "points_timeline", "score", "window_score"]
 
 
 def held_badges(state: PlayerState | None) -> list[Award]:
@@ -25,12 +25,20 @@ def held_badges(state: PlayerState | None) -> list[Award]:
     return [Award(badge, from_us(h.t), h.points) for badge, h in held]
 
 
+def score(state: PlayerState | None) -> tuple[int, datetime | None]:
+    """The campaign score and `reached_at`, the instant it was reached (None while 0)."""
+    if state is None or state.reached is None:
+        return (0 if state is None else state.score), None
+    return state.score, from_us(state.reached)
+
+
 def _contributions(engine: Engine, state: PlayerState) -> list[tuple[int, int]]:
+    state.check(engine.fingerprint)
     points = [(h.t, h.points) for h in state.awards.values() if h.points]
     if state.checkpoint is not None:
         points += state.checkpoint.scored
     for fact in state.facts:
-        kind = engine.types[fact.type]
+        kind = engine.kinds[fact.type]
         if earned := engine.score(kind, fact.attributes):
             points.append((fact.t, earned))
     points.sort()

@@ -17,13 +17,14 @@ from badges.accumulators import Acc
 __all__ = ["Checkpoint", "Fact", "Held", "Memo", "PlayerState"]
 
 
-class Fact(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """An event as the history keeps it: only the attributes the rules read."""
+class Fact(msgspec.Struct, array_like=True, gc=False):
+    """An event as the history keeps it (never modified): its type as the number the compiled
+    rules gave it, and only the attributes the rules read, keyed by slot (see `project`)."""
 
     t: int
     id: str
-    type: str
-    attributes: dict[str, Any]
+    type: int
+    attributes: dict[int, Any]
 
 
 class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -70,6 +71,11 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
     def from_bytes(cls, data: bytes) -> PlayerState:
         state: PlayerState = _decoder.decode(data)
         return state
+
+    def check(self, fingerprint: int) -> None:
+        """Raise ValueError unless the state is empty or was folded with these rules."""
+        if self.rules and self.rules != fingerprint:
+            raise ValueError("this state was folded with other campaign rules")
 
     def memo(self) -> Memo:
         """What `apply` remembers between calls without encoding it (kept in the instance

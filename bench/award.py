@@ -52,7 +52,8 @@ function request()
       run, tid, counter, math.random(1, 10000), now, codes[math.random(#codes)],
       math.random(200, 9000))
   end
-  return wrk.format("POST", "/v1/events", headers, '{"events":[' .. table.concat(events, ",") .. ']}')
+  local body = '{"events":[' .. table.concat(events, ",") .. ']}'
+  return wrk.format("POST", "/v1/events", headers, body)
 end
 """
 

@@ -1,0 +1,393 @@
+"""`apply`: fold a player's events into their state, incrementally when it can.
+
+The result is defined as the fold of the player's events in (occurred_at, id) order. An event
+later than everything retained is simply folded on (the common case: a handful of dict lookups).
+An earlier one is inserted into the history and every criterion it counts for is refolded from
+the checkpoint (or from nothing); the others cannot have changed. Either way the state ends up as
+if all events had arrived in order.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Iterable
+from datetime import datetime
+
+from badges.accumulators import Acc, clone
+from badges.compiled import Engine
+from badges.matching import MISSING, project
+from badges.results import Award, Effects, Progress
+from badges.rules import Event
+from badges.state import Checkpoint, Fact, Held, PlayerState
+from badges.times import from_us, to_us
+
+__all__ = ["apply", "current", "progress"]
+
+_QUARTER_HOUR = 15 * 60 * 1_000_000
+
+
+def _key(fact: Fact) -> tuple[int, str]:
+    return fact.t, fact.id
+
+
+def apply(
+    engine: Engine, state: PlayerState | None, events: Iterable[Event]
+) -> tuple[PlayerState, Effects]:
+    """Fold `events` into `state` (updated in place, and returned) and say what changed.
+
+    Events outside [starts_at, ends_at + grace], of types no rule reads, or with an id already
+    folded change nothing. Raises ValueError if `state` was built with other rules, TypeError for
+    a naive `occurred_at`.
+    """
+    if state is None:
+        state = PlayerState(rules=engine.fingerprint, accs=[None] * len(engine.ids))
+    elif state.rules != engine.fingerprint:
+        _adopt(engine, state)
+    run = _Run(engine, state)
+    facts = _incoming(run, events)
+    if facts:
+        if _after(facts[0], state):
+            for fact in facts:
+                _advance(run, fact)
+        else:
+            _refold(run, facts)
+        if len(state.facts) > engine.history_cap:
+            _compact(engine, state)
+    return state, run.effects()
+
+
+def _adopt(engine: Engine, state: PlayerState) -> None:
+    state.check(engine.fingerprint)
+    state.rules = engine.fingerprint
+    state.accs = [None] * len(engine.ids)
+
+
+def _incoming(run: _Run, events: Iterable[Event]) -> list[Fact]:
+    """The new events that might count, projected and sorted, each id once."""
+    engine, known = run.engine, run.memo.ids
+    facts: list[Fact] = []
+    for event in events:
+        kind = engine.types.get(event.type)
+        if kind is None or event.id in known:
+            continue
+        t = to_us(event.occurred_at)
+        if engine.starts <= t <= engine.ends:
+            facts.append(Fact(t, event.id, kind.code, project(event.attributes, kind.names)))
+            run.instants[t] = event.occurred_at
+    if len(facts) > 1:
+        facts.sort(key=_key)
+        # The same id twice in one batch: keep the earliest, so the choice is order-free.
+        unique: dict[str, Fact] = {}
+        for fact in facts:
+            unique.setdefault(fact.id, fact)
+        if len(unique) < len(facts):
+            facts = sorted(unique.values(), key=_key)
+    return facts
+
+
+def _after(fact: Fact, state: PlayerState) -> bool:
+    """Whether `fact` sorts after everything the state has folded."""
+    if state.facts:
+        last = state.facts[-1]
+        if fact.t < last.t or (fact.t == last.t and fact.id <= last.id):
+            return False
+    point = state.checkpoint
+    return point is None or fact.t > point.t or (fact.t == point.t and fact.id > point.id)
+
+
+class _Run:
+    """Bookkeeping of one `apply` call: awards made, times moved, badges touched."""
+
+    __slots__ = (
+        "awarded",
+        "engine",
+        "instants",
+        "memo",
+        "moved",
+        "reached_at_before",
+        "score_before",
+        "state",
+        "touched",
+    )
+
+    def __init__(self, engine: Engine, state: PlayerState) -> None:
+        self.engine = engine
+        self.state = state
+        self.memo = memo = state.memo()
+        self.score_before = state.score
+        # The call's events' own datetimes by instant: an award or reached_at equal to one of
+        # them is reported with it rather than converted from microseconds.
+        self.instants: dict[int, datetime] = {}
+        if memo.reached == state.reached:
+            self.reached_at_before = memo.reached_at  # the common case, without a call
+        else:
+            self.reached_at_before = self.reached_at()
+        self.awarded: list[int] = []
+        self.moved: list[int] = []
+        # Badges to report progress for, with their `current` when the fold already knows it.
+        self.touched: dict[int, int | None] = {}
+
+    def reached_at(self) -> datetime | None:
+        reached, memo = self.state.reached, self.memo
+        if memo.reached != reached:
+            memo.reached = reached
+            if reached is None:
+                memo.reached_at = None
+            else:
+                memo.reached_at = self.instants.get(reached) or from_us(reached)
+        return memo.reached_at
+
+    def award(self, index: int, t: int) -> None:
+        points = self.engine.points[index]
+        self.state.awards[self.engine.ids[index]] = Held(t, points)
+        self.awarded.append(index)
+        self.touched[index] = self.engine.targets[index]
+        self.state.score += points
+        if points and (self.state.reached is None or t > self.state.reached):
+            self.state.reached = t
+
+    def move(self, index: int, t: int) -> None:
+        """An earlier award time; the caller recounts `reached` afterwards."""
+        badge = self.engine.ids[index]
+        self.state.awards[badge] = Held(t, self.state.awards[badge].points)
+        if index not in self.awarded:
+            self.moved.append(index)
+        self.touched[index] = self.engine.targets[index]
+
+    def derive(self) -> None:
+        """Award or move `badges` badges; dependency order makes one pass enough."""
+        awards, ids = self.state.awards, self.engine.ids
+        changed = set(self.awarded).union(self.moved)
+        for rule in self.engine.derived:
+            times = sorted(held.t for r in rule.refs if (held := awards.get(ids[r])) is not None)
+            if ids[rule.index] not in awards and not changed.isdisjoint(rule.refs):
+                self.touched[rule.index] = None
+            if len(times) < rule.need:
+                continue
+            t = times[rule.need - 1]
+            if rule.deadline is not None and t > rule.deadline:
+                continue
+            held = awards.get(ids[rule.index])
+            if held is None:
+                self.award(rule.index, t)
+                changed.add(rule.index)
+            elif t < held.t:
+                self.move(rule.index, t)
+                changed.add(rule.index)
+
+    def effects(self) -> Effects:
+        engine, state = self.engine, self.state
+        touched = self.touched
+        return Effects(
+            awarded=self._awards(self.awarded) if self.awarded else [],
+            moved=self._awards(self.moved) if self.moved else [],
+            score_before=self.score_before,
+            score_after=state.score,
+            reached_at_before=self.reached_at_before,
+            reached_at_after=self.reached_at(),
+            progress=[
+                Progress(
+                    engine.ids[i],
+                    current(engine, state, i) if known is None else known,
+                    engine.targets[i],
+                )
+                for i, known in (sorted(touched.items()) if len(touched) > 1 else touched.items())
+            ],
+        )
+
+    def _awards(self, indexes: list[int]) -> list[Award]:
+        awards = []
+        for index in indexes:
+            badge = self.engine.ids[index]
+            held = self.state.awards[badge]
+            awards.append(Award(badge, self.instants.get(held.t) or from_us(held.t), held.points))
+        if len(awards) > 1:
+            awards.sort(key=_award_time)
+        return awards
+
+
+def _award_time(award: Award) -> datetime:
+    return award.awarded_at
+
+
+def _advance(run: _Run, fact: Fact) -> None:
+    """Fold one event later than everything retained: the incremental path."""
+    engine, state = run.engine, run.state
+    kind = engine.kinds[fact.type]
+    points = engine.score(kind, fact.attributes) if kind.scoring else kind.points
+    met = False
+    accs, tallies = state.accs, engine.tallies
+    # Held badges were awarded at or before the newest retained event, so before this one:
+    # nothing this event does can change them.
+    found = engine.match(kind, fact.attributes, state.awards)
+    for index, value in found:
+        tally = tallies[index]
+        acc = accs[index]
+        if acc is None:
+            acc = accs[index] = tally.new()
+        if tally.step(acc, fact.t, value):
+            accs[index] = None
+            run.award(index, fact.t)
+            met = True
+        else:
+            run.touched[index] = min(tally.current(acc), tally.target)
+    if found or points:
+        # An event that only counts for badges already held can never matter again.
+        state.facts.append(fact)
+        run.memo.ids.add(fact.id)
+    if points:
+        state.scored += points
+        state.score += points
+        state.scored_at = state.reached = fact.t
+    if met and engine.derived:
+        run.derive()
+
+
+def _refold(run: _Run, facts: list[Fact]) -> None:
+    """Insert late events into the history and refold the criteria they count for."""
+    engine, state = run.engine, run.state
+    checkpoint = state.checkpoint
+    pending: set[int] = set()
+    for fact in facts:
+        if checkpoint is not None and _key(fact) <= (checkpoint.t, checkpoint.id):
+            # Older than the checkpoint: the events it folded are gone, so this one counts
+            # as if it had occurred at the checkpoint (see the history cap in the docs).
+            fact = Fact(checkpoint.t, fact.id, fact.type, fact.attributes)
+        kind = engine.kinds[fact.type]
+        points = engine.score(kind, fact.attributes)
+        keep = points > 0
+        for index, _ in engine.match(kind, fact.attributes):
+            held = state.awards.get(engine.ids[index])
+            if held is None or held.t > fact.t:
+                keep = True
+                pending.add(index)
+                run.touched[index] = None
+        if keep:
+            insort(state.facts, fact, key=_key)
+            run.memo.ids.add(fact.id)
+        if points:
+            state.scored += points
+            state.score += points
+            if state.scored_at is None or fact.t > state.scored_at:
+                state.scored_at = fact.t
+            if state.reached is None or fact.t > state.reached:
+                state.reached = fact.t
+    for index, t in _fold(engine, state, pending).items():
+        held = state.awards.get(engine.ids[index])
+        if held is None:
+            run.award(index, t)
+        elif t < held.t:
+            run.move(index, t)
+    if engine.derived:
+        run.derive()
+    if run.moved:
+        _recount(state)
+
+
+def _fold(engine: Engine, state: PlayerState, indexes: set[int]) -> dict[int, int]:
+    """Refold the criteria `indexes` over checkpoint + history; the award time of those met.
+
+    Leaves their accumulators in `state.accs` as the fold ends them.
+    """
+    checkpoint = state.checkpoint
+    met: dict[int, int] = {}
+    accs: dict[int, Acc | None] = {}
+    for index in indexes:
+        tally = engine.tallies[index]
+        if checkpoint is None:
+            accs[index] = tally.new()
+        elif (t := checkpoint.awards.get(engine.ids[index])) is not None:
+            met[index] = t
+        else:
+            acc = checkpoint.accs[index]
+            accs[index] = tally.new() if acc is None else clone(acc)
+    open_ = set(accs)
+    tests = [(index, engine.singles[index], engine.tallies[index]) for index in accs]
+    for fact in state.facts:
+        if not open_:
+            break
+        for index, single, tally in tests:
+            if index in open_:
+                value = single(fact.type, fact.attributes)
+                if value is not MISSING and tally.step(accs[index], fact.t, value):
+                    met[index] = fact.t
+                    open_.discard(index)
+    for index, acc in accs.items():
+        state.accs[index] = None if index in met else acc
+    return met
+
+
+def _recount(state: PlayerState) -> None:
+    """Score and reached_at from scratch (a moved award can move reached_at earlier)."""
+    held = state.awards.values()
+    state.score = state.scored + sum(h.points for h in held)
+    times = [h.t for h in held if h.points]
+    if state.scored and state.scored_at is not None:
+        times.append(state.scored_at)
+    state.reached = max(times) if times else None
+
+
+def _compact(engine: Engine, state: PlayerState) -> None:
+    """Fold the oldest events into the checkpoint and forget them.
+
+    A tenth of the cap goes at once, so the work is paid once per cap/10 events, not per event.
+    """
+    cap = engine.history_cap
+    drop = len(state.facts) - (cap - cap // 10)
+    gone, state.facts = state.facts[:drop], state.facts[drop:]
+    checkpoint = state.checkpoint or Checkpoint(
+        gone[0].t, gone[0].id, [None] * len(engine.ids), {}, []
+    )
+    known = state.memo().ids
+    for fact in gone:
+        kind = engine.kinds[fact.type]
+        for index, value in engine.match(kind, fact.attributes, checkpoint.awards):
+            badge = engine.ids[index]
+            tally = engine.tallies[index]
+            acc = checkpoint.accs[index]
+            if acc is None:
+                acc = tally.new()
+            if tally.step(acc, fact.t, value):
+                checkpoint.awards[badge] = fact.t
+                checkpoint.accs[index] = None
+            else:
+                checkpoint.accs[index] = acc
+        points = engine.score(kind, fact.attributes)
+        if points:
+            _bucket(checkpoint.scored, fact.t, points)
+        if _key(fact) > (checkpoint.t, checkpoint.id):
+            checkpoint.t, checkpoint.id = fact.t, fact.id
+        known.discard(fact.id)
+    state.checkpoint = checkpoint
+
+
+def _bucket(scored: list[tuple[int, int]], t: int, points: int) -> None:
+    """Scoring points of forgotten events, kept per quarter hour for leaderboard windows (every
+    time zone offset in use is a multiple of 15 minutes, so local days and weeks split cleanly)."""
+    if scored and scored[-1][0] // _QUARTER_HOUR == t // _QUARTER_HOUR:
+        newest, total = scored[-1]
+        scored[-1] = (max(newest, t), total + points)
+    else:
+        scored.append((t, points))
+
+
+def current(engine: Engine, state: PlayerState, index: int) -> int:
+    """Progress of badge `index`, capped at its target."""
+    target = engine.targets[index]
+    if engine.ids[index] in state.awards:
+        return target
+    if engine.derived and (rule := engine.derived_at.get(index)) is not None:
+        times = [h.t for r in rule.refs if (h := state.awards.get(engine.ids[r])) is not None]
+        return min(target, sum(1 for t in times if rule.deadline is None or t <= rule.deadline))
+    acc = state.accs[index] if index < len(state.accs) else None
+    return 0 if acc is None else min(target, engine.tallies[index].current(acc))
+
+
+def progress(engine: Engine, state: PlayerState | None) -> list[Progress]:
+    """Progress towards every badge of the campaign, in the campaign's order."""
+    state = PlayerState() if state is None else state
+    state.check(engine.fingerprint)
+    return [
+        Progress(badge, current(engine, state, i), engine.targets[i])
+        for i, badge in enumerate(engine.ids)
+    ]

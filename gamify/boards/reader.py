@@ -1,0 +1,110 @@
+"""Reading the boards: pages with a stable cursor, and the neighbourhood of one player."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from gamify.boards.encoding import decode_points
+
+# Equal encoded scores (same points, same second) are rare: fetching this many more than a
+# page is enough to step over the ties a cursor sits among.
+TIE_SLACK = 64
+
+Names = Callable[[list[str]], Awaitable[dict[str, str | None]]]
+
+
+class Entry(msgspec.Struct, frozen=True):
+    rank: int
+    player: str
+    display_name: str | None
+    score: int
+
+
+class Page(msgspec.Struct, frozen=True):
+    total: int
+    entries: list[Entry]
+    next: str | None
+
+
+class Around(msgspec.Struct, frozen=True):
+    rank: int
+    score: int
+    total: int
+    percentile: float
+    around: list[Entry]
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(score: float, player: str) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode([int(score), player])).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        score, player = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()),
+                                            type=tuple[int, str])
+    except (binascii.Error, msgspec.DecodeError, ValueError, UnicodeEncodeError):
+        raise BadCursor("not a cursor this board gave out") from None
+    return score, player
+
+
+async def page(redis: Redis, key: str, bits: int, limit: int, after: str | None,
+               names: Names) -> Page:
+    total: int = await redis.zcard(key)
+    if after is None:
+        members = _members(await redis.zrevrange(key, 0, limit - 1, withscores=True))
+    else:
+        members = await _after(redis, key, *decode_cursor(after), limit)
+    if not members:
+        return Page(total, [], None)
+    first: Any = await redis.zrevrank(key, members[0][0])
+    start = (first or 0) + 1
+    shown = await names([player for player, _ in members])
+    entries = [Entry(start + i, player, shown.get(player), decode_points(score, bits))
+               for i, (player, score) in enumerate(members)]
+    last_player, last_score = members[-1]
+    more = len(members) == limit and entries[-1].rank < total
+    return Page(total, entries, encode_cursor(last_score, last_player) if more else None)
+
+
+async def _after(redis: Redis, key: str, score: int, player: str,
+                 limit: int) -> list[tuple[str, float]]:
+    """Members strictly after (score, player) in board order: score desc, then member desc."""
+    raw = await redis.zrevrangebyscore(key, score, "-inf", start=0, num=limit + TIE_SLACK,
+                                       withscores=True)
+    later = [(m, s) for m, s in _members(raw) if int(s) < score or m < player]
+    return later[:limit]
+
+
+def _members(raw: Any) -> list[tuple[str, float]]:
+    # redis-py types a WITHSCORES reply loosely; it is a list of (bytes member, float score).
+    return [(member.decode(), float(score)) for member, score in raw]
+
+
+async def around(redis: Redis, key: str, bits: int, player: str, radius: int,
+                 names: Names) -> Around | None:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zrevrank(key, player)
+        pipe.zscore(key, player)
+        pipe.zcard(key)
+        replies: list[Any] = await pipe.execute()
+    rank, score, total = replies
+    if rank is None or score is None:
+        return None
+    members = _members(await redis.zrevrange(key, max(0, rank - radius), rank + radius,
+                                             withscores=True))
+    shown = await names([p for p, _ in members])
+    start = max(0, rank - radius) + 1
+    entries = [Entry(start + i, p, shown.get(p), decode_points(value, bits))
+               for i, (p, value) in enumerate(members)]
+    percentile = round(100 * (total - rank - 1) / total, 2)
+    return Around(rank + 1, decode_points(score, bits), total, percentile, entries)
