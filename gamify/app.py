@@ -13,7 +13,7 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from gamify import __version__, db, migrations, redis_client
-from gamify.api import admin, campaigns, events, health, me, players
+from gamify.api import admin, campaigns, events, health, leaderboards, me, players
 from gamify.problems import HANDLERS
 from gamify.request_id import RequestIdMiddleware
 from gamify.services import Services
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
             campaigns.CampaignController,
             events.post_events,
             players.PlayerController,
+            leaderboards.LeaderboardController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],

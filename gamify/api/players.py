@@ -9,9 +9,11 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, JSONBody
+from redis.exceptions import RedisError
 
 import badges
 from gamify import auth, tokens
+from gamify.boards import keys
 from gamify.problems import ApiError
 from gamify.services import Services, services_of
 from gamify.store import players, progress
@@ -99,8 +101,9 @@ class PlayerController(Controller):
                 raise _not_found(player)
             standings = await progress.of_player(conn, principal.tenant, player)
             held = await progress.held(conn, principal.tenant, player)
+        shown = _standings(services, principal.tenant, standings, held)
         return Profile(
-            player, row.display_name, _standings(services, principal.tenant, standings, held)
+            player, row.display_name, await _ranked(services, principal.tenant, player, shown)
         )
 
     @post(
@@ -140,3 +143,22 @@ def _standings(
             CampaignStanding(row.campaign, row.score, by_campaign[row.campaign], shown)
         )
     return standings
+
+
+async def _ranked(
+    services: Services, tenant: str, player: str, standings: list[CampaignStanding]
+) -> list[CampaignStanding]:
+    """With each campaign board's rank; a Redis outage leaves them out, not the profile."""
+    if not standings:
+        return standings
+    try:
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for standing in standings:
+                pipe.zrevrank(keys.board(tenant, standing.campaign), player)
+            ranks: list[Any] = await pipe.execute()
+    except RedisError:
+        return standings
+    return [
+        msgspec.structs.replace(s, rank=r + 1 if r is not None else None)
+        for s, r in zip(standings, ranks, strict=True)
+    ]

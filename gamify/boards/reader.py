@@ -50,15 +50,17 @@ def encode_cursor(score: float, player: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
-        score, player = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()),
-                                            type=tuple[int, str])
+        score, player = msgspec.json.decode(
+            base64.urlsafe_b64decode(cursor.encode()), type=tuple[int, str]
+        )
     except (binascii.Error, msgspec.DecodeError, ValueError, UnicodeEncodeError):
         raise BadCursor("not a cursor this board gave out") from None
     return score, player
 
 
-async def page(redis: Redis, key: str, bits: int, limit: int, after: str | None,
-               names: Names) -> Page:
+async def page(
+    redis: Redis, key: str, bits: int, limit: int, after: str | None, names: Names
+) -> Page:
     total: int = await redis.zcard(key)
     if after is None:
         members = _members(await redis.zrevrange(key, 0, limit - 1, withscores=True))
@@ -69,18 +71,22 @@ async def page(redis: Redis, key: str, bits: int, limit: int, after: str | None,
     first: Any = await redis.zrevrank(key, members[0][0])
     start = (first or 0) + 1
     shown = await names([player for player, _ in members])
-    entries = [Entry(start + i, player, shown.get(player), decode_points(score, bits))
-               for i, (player, score) in enumerate(members)]
+    entries = [
+        Entry(start + i, player, shown.get(player), decode_points(score, bits))
+        for i, (player, score) in enumerate(members)
+    ]
     last_player, last_score = members[-1]
     more = len(members) == limit and entries[-1].rank < total
     return Page(total, entries, encode_cursor(last_score, last_player) if more else None)
 
 
-async def _after(redis: Redis, key: str, score: int, player: str,
-                 limit: int) -> list[tuple[str, float]]:
+async def _after(
+    redis: Redis, key: str, score: int, player: str, limit: int
+) -> list[tuple[str, float]]:
     """Members strictly after (score, player) in board order: score desc, then member desc."""
-    raw = await redis.zrevrangebyscore(key, score, "-inf", start=0, num=limit + TIE_SLACK,
-                                       withscores=True)
+    raw = await redis.zrevrangebyscore(
+        key, score, "-inf", start=0, num=limit + TIE_SLACK, withscores=True
+    )
     later = [(m, s) for m, s in _members(raw) if int(s) < score or m < player]
     return later[:limit]
 
@@ -90,8 +96,9 @@ def _members(raw: Any) -> list[tuple[str, float]]:
     return [(member.decode(), float(score)) for member, score in raw]
 
 
-async def around(redis: Redis, key: str, bits: int, player: str, radius: int,
-                 names: Names) -> Around | None:
+async def around(
+    redis: Redis, key: str, bits: int, player: str, radius: int, names: Names
+) -> Around | None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zrevrank(key, player)
         pipe.zscore(key, player)
@@ -100,11 +107,14 @@ async def around(redis: Redis, key: str, bits: int, player: str, radius: int,
     rank, score, total = replies
     if rank is None or score is None:
         return None
-    members = _members(await redis.zrevrange(key, max(0, rank - radius), rank + radius,
-                                             withscores=True))
+    members = _members(
+        await redis.zrevrange(key, max(0, rank - radius), rank + radius, withscores=True)
+    )
     shown = await names([p for p, _ in members])
     start = max(0, rank - radius) + 1
-    entries = [Entry(start + i, p, shown.get(p), decode_points(value, bits))
-               for i, (p, value) in enumerate(members)]
+    entries = [
+        Entry(start + i, p, shown.get(p), decode_points(value, bits))
+        for i, (p, value) in enumerate(members)
+    ]
     percentile = round(100 * (total - rank - 1) / total, 2)
     return Around(rank + 1, decode_points(score, bits), total, percentile, entries)

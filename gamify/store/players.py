@@ -21,6 +21,9 @@ WHERE tenant_id = $1 AND id = $2
 """
 
 
+NAMES = "SELECT id, display_name FROM players WHERE tenant_id = $1 AND id = ANY($2::text[])"
+
+
 class PlayerRow(msgspec.Struct, frozen=True):
     id: str
     display_name: str | None
@@ -40,3 +43,7 @@ async def upsert(
 async def get(conn: Conn, tenant: str, player: str) -> PlayerRow | None:
     record = await conn.fetchrow(GET, tenant, player)
     return PlayerRow(**dict(record)) if record is not None else None
+
+
+async def display_names(conn: Conn, tenant: str, ids: list[str]) -> dict[str, str | None]:
+    return {r["id"]: r["display_name"] for r in await conn.fetch(NAMES, tenant, ids)}

@@ -1,0 +1,201 @@
+"""Leaderboards: exact ranks against a reference sort, through pages, neighbours, windows,
+and Redis losing everything."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from tests.gamify.campaigns_data import earn_your_wings
+from tests.gamify.support import Servers, assert_problem, bearer, tenant_key
+from tests.gamify.test_award_load import make_flights, post_batches, reference
+
+pytestmark = pytest.mark.slow
+PARTNER = ("events:write", "campaigns:write", "read", "players:token")
+BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
+
+
+def expected_board(flights: list[dict[str, Any]], starts_at: datetime) -> list[tuple[str, int]]:
+    """(player, points) best first: more points, then the earlier reached (to the second),
+    then, as Redis orders equal scores, the greater player id."""
+    rows = []
+    for player, (points, badges) in reference(flights).items():
+        reached = max(badges.values())
+        rows.append((player, points, int((reached - starts_at).total_seconds())))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    rows.sort(key=lambda r: (-r[1], r[2]))
+    return [(player, points) for player, points, _ in rows]
+
+
+async def read_board(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], limit: int = 300, **params: str
+) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": str(limit), **params, **({"after": cursor} if cursor else {})}
+        page = await client.get(BOARD, params=query, headers=headers)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        entries += body["entries"]
+        cursor = body["next"]
+        if cursor is None:
+            assert body["total"] == len(entries)
+            return entries
+
+
+@pytest.fixture
+async def partner(client: AsyncTestClient[Litestar]) -> tuple[dict[str, str], datetime]:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    created = await client.post(
+        "/v1/campaigns", json=earn_your_wings(starts_at=start), headers=headers
+    )
+    assert created.status_code == 201
+    return headers, start
+
+
+async def test_the_paginated_board_equals_the_reference_sort(
+    client: AsyncTestClient[Litestar],
+    partner: tuple[dict[str, str], datetime],
+) -> None:
+    headers, start = partner
+    rng = random.Random(480)
+    flights = make_flights(rng, players=2000, most=14)
+    rng.shuffle(flights)
+    await post_batches(client, headers, flights, rng)
+
+    expected = expected_board(flights, start)
+    board = await read_board(client, headers)
+    assert [(e["player"], e["score"]) for e in board] == expected
+    assert [e["rank"] for e in board] == list(range(1, len(expected) + 1))
+
+    for player, _ in rng.sample(expected, 50):
+        rank = next(i for i, (p, _) in enumerate(expected, 1) if p == player)
+        mine = await client.get(
+            f"{BOARD}/players/{player}", params={"around": "3"}, headers=headers
+        )
+        body = mine.json()
+        assert (body["rank"], body["total"]) == (rank, len(expected))
+        assert [e["player"] for e in body["around"]] == [
+            p for p, _ in expected[max(0, rank - 4) : rank + 3]
+        ]
+        assert body["percentile"] == round(100 * (len(expected) - rank) / len(expected), 2)
+
+
+async def test_ties_on_points_rank_whoever_reached_them_first(
+    client: AsyncTestClient[Litestar],
+    partner: tuple[dict[str, str], datetime],
+) -> None:
+    headers, start = partner
+    flights = [
+        {
+            "id": "a",
+            "player": "late",
+            "type": "flight.completed",
+            "occurred_at": (start + timedelta(days=3)).isoformat(),
+            "attributes": {"destination": "YVR"},
+        },
+        {
+            "id": "b",
+            "player": "early",
+            "type": "flight.completed",
+            "occurred_at": (start + timedelta(days=2)).isoformat(),
+            "attributes": {"destination": "YUL"},
+        },
+    ]
+    ranks = []
+    for flight in flights:  # one request each: each answer is the rank as it was then
+        response = await client.post("/v1/events", json={"events": [flight]}, headers=headers)
+        ranks.append(response.json()["results"][0]["scores"][0]["rank"])
+    assert ranks == [1, 1]
+    assert [e["player"] for e in await read_board(client, headers)] == ["early", "late"]
+    # a late report moves "late" ahead: same points, reached earlier
+    [moved] = await post_batches(
+        client,
+        headers,
+        [
+            {
+                "id": "c",
+                "player": "late",
+                "type": "flight.completed",
+                "occurred_at": (start + timedelta(days=1)).isoformat(),
+                "attributes": {"destination": "YVR"},
+            }
+        ],
+        random.Random(1),
+    )
+    assert (moved["scores"][0]["rank"], moved["scores"][0]["previous_rank"]) == (1, 2)
+    assert [e["player"] for e in await read_board(client, headers)] == ["late", "early"]
+
+
+async def test_boards_survive_redis_losing_everything_mid_load(
+    client: AsyncTestClient[Litestar],
+    servers: Servers,
+    partner: tuple[dict[str, str], datetime],
+) -> None:
+    headers, start = partner
+    rng = random.Random(605)
+    flights = make_flights(rng, players=300, most=14)
+    rng.shuffle(flights)
+    half = len(flights) // 2
+    await post_batches(client, headers, flights[:half], rng)
+    redis = Redis.from_url(servers.redis_url)
+    await redis.flushall()
+    await redis.aclose()
+    results = await post_batches(client, headers, flights[half:], rng)
+    assert {r["status"] for r in results} == {"accepted"}
+    # The writes that found the boards gone started a rebuild; reads wait for it.
+    board = await read_board(client, headers)
+    assert [(e["player"], e["score"]) for e in board] == expected_board(flights, start)
+
+
+async def test_unknown_board_period_and_cursor_are_named(
+    client: AsyncTestClient[Litestar],
+    partner: tuple[dict[str, str], datetime],
+) -> None:
+    headers, _ = partner
+    daily = await client.get(BOARD, params={"board": "daily"}, headers=headers)
+    assert assert_problem(daily, 400)["errors"][0]["field"] == "board"
+    tuesday = await client.get(
+        BOARD, params={"board": "weekly", "period": "2026-11-24"}, headers=headers
+    )
+    assert assert_problem(tuesday, 400)["errors"][0]["field"] == "period"
+    cursor = await client.get(BOARD, params={"after": "not-a-cursor"}, headers=headers)
+    assert assert_problem(cursor, 400)["errors"][0]["field"] == "after"
+    assert_problem(await client.get("/v1/campaigns/nope/leaderboard", headers=headers), 404)
+    assert_problem(await client.get(f"{BOARD}/players/ghost", headers=headers), 404)
+
+
+async def test_a_player_token_reads_the_boards_of_its_tenant(
+    client: AsyncTestClient[Litestar],
+    partner: tuple[dict[str, str], datetime],
+) -> None:
+    headers, start = partner
+    await post_batches(
+        client,
+        headers,
+        [
+            {
+                "id": "x",
+                "player": "p-1",
+                "type": "flight.completed",
+                "occurred_at": (start + timedelta(days=1)).isoformat(),
+                "attributes": {"destination": "YVR"},
+            }
+        ],
+        random.Random(1),
+    )
+    token = (await client.post("/v1/players/p-1/token", headers=headers)).json()["token"]
+    board = await client.get(BOARD, headers=bearer(token))
+    assert [e["player"] for e in board.json()["entries"]] == ["p-1"]
+    profile = await client.get("/v1/players/p-1", headers=bearer(token))
+    assert profile.json()["campaigns"][0]["rank"] == 1
+    rival = bearer(await tenant_key(client, "rival", ("read",)))
+    assert_problem(await client.get(BOARD, headers=rival), 404)
