@@ -8,8 +8,9 @@ CREATE TABLE window_scores (
     -- The window's first local day (a Monday for weekly), in the campaign's time zone.
     period       date NOT NULL,
     player_id    text NOT NULL,
+    -- 0, with no reached_at, once a late event moved every point of it to an earlier window.
     score        bigint NOT NULL CHECK (score >= 0),
-    reached_at   timestamptz NOT NULL,
+    reached_at   timestamptz CHECK ((score = 0) = (reached_at IS NULL)),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, campaign_id, board, period, player_id)
 );

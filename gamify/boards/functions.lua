@@ -1,18 +1,30 @@
 #!lua name=gamify
 
--- KEYS[1] is the campaign's ready marker, KEYS[2..n] its boards; ARGV[1] is the player and
--- ARGV[2..n] the player's absolute encoded score on each board. Scores only ever grow (more
--- points, or the same points reached earlier), so ZADD GT makes the step idempotent and lets
--- a rebuild run beside live writes. Returns the ready flag, then the old and new 0-based rank
--- on each board (-1 for not ranked before).
+-- KEYS[1] is the campaign's ready marker, KEYS[2..n] its boards. ARGV[1] is the player, then
+-- for each board a mode and the player's absolute encoded score:
+--   "gt":  the campaign board, whose scores only ever grow (more points, or the same points
+--          reached earlier): ZADD GT makes the step idempotent and lets a rebuild run beside
+--          live writes;
+--   "set": a window board, whose score can drop when a late event moves a badge to an
+--          earlier window;
+--   "del": off that window board (its score there fell to zero).
+-- Returns the ready flag, then the old and new 0-based rank on each board (-1: not ranked).
 local function set_scores(keys, args)
   local player = args[1]
   local out = {redis.call('EXISTS', keys[1])}
   for i = 2, #keys do
+    local mode, score = args[2 * i - 2], args[2 * i - 1]
     local old = redis.call('ZREVRANK', keys[i], player)
-    redis.call('ZADD', keys[i], 'GT', args[i], player)
+    if mode == 'del' then
+      redis.call('ZREM', keys[i], player)
+    elseif mode == 'gt' then
+      redis.call('ZADD', keys[i], 'GT', score, player)
+    else
+      redis.call('ZADD', keys[i], score, player)
+    end
+    local new = redis.call('ZREVRANK', keys[i], player)
     out[#out + 1] = old == false and -1 or old
-    out[#out + 1] = redis.call('ZREVRANK', keys[i], player)
+    out[#out + 1] = new == false and -1 or new
   end
   return out
 end

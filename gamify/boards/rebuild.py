@@ -89,7 +89,9 @@ async def _stream(
                 by_key.setdefault(key_of(row), {})[row["player_id"]] = encoded
             async with redis.pipeline(transaction=False) as pipe:
                 for key, members in by_key.items():
-                    pipe.zadd(key, members, gt=True)
+                    # Campaign scores only grow (GT commutes with live writes); a window's can
+                    # drop, and the reconciler's replay corrects a rebuild that raced a drop.
+                    pipe.zadd(key, members, gt=key == keys.board(tenant, compiled.id))
                 await pipe.execute()
             written += len(rows)
     return written

@@ -158,12 +158,15 @@ async def _replay(
                 continue
             board = row.get("board", "campaign")
             period = row.get("period")
+            key = keys.board(row["tenant_id"], row["campaign_id"], board, period)
+            if row["score"] == 0:
+                pipe.zrem(key, row["player_id"])
+                continue
             try:
                 encoded = encoding.encode(
                     row["score"], row["reached_at"], campaign.starts_at, campaign.bits
                 )
             except encoding.BoardOverflow:
                 continue
-            key = keys.board(row["tenant_id"], row["campaign_id"], board, period)
-            pipe.zadd(key, {row["player_id"]: encoded}, gt=True)
+            pipe.zadd(key, {row["player_id"]: encoded}, gt=period is None)
         await pipe.execute()

@@ -18,11 +18,20 @@ Timeline = list[tuple[datetime, int]]
 
 
 class BoardScore(msgspec.Struct, frozen=True):
+    """A player's absolute score on one board; `encoded` None takes the player off it."""
+
     key: str
     board: str
     period: date | None
     points: int
-    encoded: int
+    encoded: int | None
+
+    @property
+    def mode(self) -> str:
+        """How the Redis Function writes it (see functions.lua)."""
+        if self.encoded is None:
+            return "del"
+        return "gt" if self.period is None else "set"
 
 
 class BoardUpdate(msgspec.Struct, frozen=True):
@@ -33,12 +42,14 @@ class BoardUpdate(msgspec.Struct, frozen=True):
 
 
 class WindowRow(msgspec.Struct, frozen=True):
+    """A window board score; 0 (with no reached_at) once a late event moved all of it out."""
+
     campaign: str
     board: str
     period: date
     player: str
     score: int
-    reached_at: datetime
+    reached_at: datetime | None
 
 
 def pair_changes(
@@ -58,12 +69,16 @@ def pair_changes(
     for window in compiled.windows:
         old = window_totals(window, timeline_before, compiled.zone)
         new = window_totals(window, timeline_after, compiled.zone)
-        for period, standing in new.items():
+        for period in sorted(old.keys() | new.keys()):
+            standing: Standing = new.get(period, (0, None))
             if old.get(period) == standing:
                 continue
             rows.append(WindowRow(compiled.id, window, period, player, *standing))
             key = keys.board(tenant, compiled.id, window, period)
-            scores += _scored(compiled, key, window, period, standing)
+            if standing[0] == 0:
+                scores.append(BoardScore(key, window, period, 0, None))
+            else:
+                scores += _scored(compiled, key, window, period, standing)
     if not scores:
         return None, rows
     return BoardUpdate(compiled.id, player, keys.ready(tenant, compiled.id), scores), rows

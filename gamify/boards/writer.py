@@ -73,7 +73,7 @@ class BoardWriter:
                     len(board_keys),
                     *board_keys,
                     update.player,
-                    *(s.encoded for s in update.scores),
+                    *(part for s in update.scores for part in (s.mode, s.encoded or 0)),
                 )
             for key, player in reads:
                 pipe.zrevrank(key, player)
@@ -84,7 +84,10 @@ class BoardWriter:
                 self.on_missing(tenant, update.campaign)
             for i, score in enumerate(update.scores):
                 old, new = reply[1 + 2 * i], reply[2 + 2 * i]
-                ranks[(score.key, update.player)] = (old + 1 if old >= 0 else None, new + 1)
+                ranks[(score.key, update.player)] = (
+                    old + 1 if old >= 0 else None,
+                    new + 1 if new >= 0 else None,
+                )
         for (key, player), rank in zip(reads, replies[len(updates) :], strict=True):
             current = rank + 1 if rank is not None else None
             ranks[(key, player)] = (current, current)

@@ -1,0 +1,115 @@
+"""Window boards (daily, weekly) in the campaign's time zone: midnight, DST, late events."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.gamify.campaigns_data import earn_your_wings
+from tests.gamify.support import bearer, tenant_key
+
+BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
+# Toronto left daylight time at 2026-11-01 02:00 (EDT, -04:00) for EST (-05:00): that local
+# day lasted 25 hours.
+START = datetime.fromisoformat("2026-10-24T00:00:00-04:00")
+
+
+@pytest.fixture
+async def headers(client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    key = await tenant_key(client, scopes=("events:write", "campaigns:write", "read"))
+    campaign = earn_your_wings(starts_at=START, days=90)
+    campaign["leaderboards"] = ["campaign", "daily", "weekly"]
+    created = await client.post("/v1/campaigns", json=campaign, headers=bearer(key))
+    assert created.status_code == 201, created.text
+    return bearer(key)
+
+
+async def fly(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    event_id: str,
+    player: str,
+    destination: str,
+    when: str,
+) -> dict[str, Any]:
+    event = {
+        "id": event_id,
+        "player": player,
+        "type": "flight.completed",
+        "occurred_at": when,
+        "attributes": {"destination": destination},
+    }
+    response = await client.post("/v1/events", json={"events": [event]}, headers=headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["results"][0]
+    return result
+
+
+async def board(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], name: str, period: str
+) -> list[tuple[str, int]]:
+    response = await client.get(BOARD, params={"board": name, "period": period}, headers=headers)
+    assert response.status_code == 200, response.text
+    return [(e["player"], e["score"]) for e in response.json()["entries"]]
+
+
+async def test_midnight_and_the_25_hour_day_fall_in_the_right_windows(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+) -> None:
+    await fly(client, headers, "e1", "p1", "YVR", "2026-10-31T23:59:59-04:00")
+    await fly(client, headers, "e2", "p2", "YYC", "2026-11-01T00:00:00-04:00")
+    await fly(client, headers, "e3", "p3", "YUL", "2026-11-01T23:30:00-05:00")
+    result = await fly(client, headers, "e4", "p4", "YEG", "2026-11-02T00:00:00-05:00")
+    assert {(s["board"], s.get("period")) for s in result["scores"]} == {
+        ("campaign", None),
+        ("daily", "2026-11-02"),
+        ("weekly", "2026-11-02"),
+    }
+
+    assert await board(client, headers, "daily", "2026-10-31") == [("p1", 1)]
+    assert await board(client, headers, "daily", "2026-11-01") == [("p2", 1), ("p3", 1)]
+    assert await board(client, headers, "daily", "2026-11-02") == [("p4", 1)]
+    assert await board(client, headers, "weekly", "2026-10-26") == [("p1", 1), ("p2", 1), ("p3", 1)]
+    assert await board(client, headers, "weekly", "2026-11-02") == [("p4", 1)]
+
+
+async def test_a_late_event_moves_points_to_its_own_window_only(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+) -> None:
+    await fly(client, headers, "e1", "p4", "YEG", "2026-11-02T09:00:00-05:00")
+    await fly(client, headers, "e2", "p4", "YVR", "2026-11-10T09:00:00-05:00")
+    assert await board(client, headers, "daily", "2026-11-10") == [("p4", 1)]
+    assert await board(client, headers, "weekly", "2026-11-09") == [("p4", 1)]
+
+    # reported late: a YVR flight on Thursday 5 November takes the badge (and its point) there
+    late = await fly(client, headers, "e0", "p4", "YVR", "2026-11-05T09:00:00-05:00")
+    weekly = next(s for s in late["scores"] if s["board"] == "weekly")
+    assert (weekly["period"], weekly["score"], weekly["rank"]) == ("2026-11-02", 2, 1)
+    assert await board(client, headers, "daily", "2026-11-05") == [("p4", 1)]
+    assert await board(client, headers, "daily", "2026-11-10") == []
+    assert await board(client, headers, "weekly", "2026-11-09") == []
+    assert await board(client, headers, "weekly", "2026-11-02") == [("p4", 2)]
+    assert await board(client, headers, "daily", "2026-11-02") == [("p4", 1)]
+    campaign = await client.get(BOARD, headers=headers)
+    assert [(e["player"], e["score"]) for e in campaign.json()["entries"]] == [("p4", 2)]
+
+
+async def test_the_current_window_is_the_default_period(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+) -> None:
+    toronto = ZoneInfo("America/Toronto")
+    when = datetime.now(toronto) - timedelta(minutes=1)
+    await fly(client, headers, "now", "p1", "YVR", when.isoformat())
+    daily = (await client.get(BOARD, params={"board": "daily"}, headers=headers)).json()
+    today = datetime.now(toronto).date()
+    assert daily["period"] == today.isoformat()
+    expected = ["p1"] if when.date() == today else []  # unless midnight just passed
+    assert [e["player"] for e in daily["entries"]] == expected
