@@ -13,3 +13,8 @@ SET_SCORES = "gamify_set_scores"
 async def load(redis: Redis) -> None:
     """FUNCTION LOAD REPLACE: idempotent, so every instance may load it at start."""
     await redis.function_load(LIBRARY, replace=True)
+
+
+def missing(error: Exception) -> bool:
+    """Whether a Redis error says the library is not loaded (a restarted, empty Redis)."""
+    return "function not found" in str(error).lower()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gamify.boards import functions, keys
 from gamify.boards.updates import BoardUpdate
@@ -48,7 +48,14 @@ class BoardWriter:
         if not wanted and not updates:
             return results
         try:
-            ranks = await self._write(tenant, updates, wanted)
+            try:
+                ranks = await self._write(tenant, updates, wanted)
+            except ResponseError as exc:
+                if not functions.missing(exc):
+                    raise
+                # A Redis restarted empty has lost the library too: load it and go again.
+                await functions.load(self.redis)
+                ranks = await self._write(tenant, updates, wanted)
         except RedisError:
             log.warning(
                 "board update not written to Redis; the reconciler will replay it", exc_info=True

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from gamify.app import create_app
+from gamify.embedded.valkey import EmbeddedValkey
+from gamify.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import Servers, assert_problem, bearer, tenant_key
 from tests.gamify.test_award_load import make_flights, post_batches, reference
@@ -199,3 +204,41 @@ async def test_a_player_token_reads_the_boards_of_its_tenant(
     assert profile.json()["campaigns"][0]["rank"] == 1
     rival = bearer(await tenant_key(client, "rival", ("read",)))
     assert_problem(await client.get(BOARD, headers=rival), 404)
+
+
+async def test_events_are_accepted_while_redis_is_down_and_ranks_come_back(
+    settings: Settings,
+    clean: None,
+    tmp_path: Path,
+) -> None:
+    valkey = EmbeddedValkey(tmp_path / "valkey", durable=False)
+    valkey.start()
+    try:
+        app = create_app(msgspec.structs.replace(settings, redis_url=valkey.url))
+        async with AsyncTestClient(app) as client:
+            headers = bearer(await tenant_key(client, scopes=PARTNER))
+            start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+            await client.post(
+                "/v1/campaigns", json=earn_your_wings(starts_at=start), headers=headers
+            )
+            rng = random.Random(2353)
+            flights = make_flights(rng, players=200, most=12)
+            rng.shuffle(flights)
+            third = len(flights) // 3
+            await post_batches(client, headers, flights[:third], rng)
+
+            valkey.stop()
+            during = await post_batches(client, headers, flights[third : 2 * third], rng)
+            assert {r["status"] for r in during} == {"accepted"}
+            assert all("rank" not in s for r in during for s in r["scores"])
+
+            valkey.start()  # empty: no boards, no functions
+            rest = flights[2 * third :]
+            await post_batches(client, headers, rest[:10], rng)  # finds the boards gone
+            await read_board(client, headers)  # waits for the rebuild they started
+            after = await post_batches(client, headers, rest[10:], rng)
+            assert all("rank" in r["scores"][0] for r in after if r["scores"])
+            board = await read_board(client, headers)
+            assert [(e["player"], e["score"]) for e in board] == expected_board(flights, start)
+    finally:
+        valkey.stop()
