@@ -150,5 +150,55 @@ def key_create(tenant_id: str, scopes: tuple[str, ...], rate_limit: int | None) 
     click.echo(issued.key)
 
 
+@main.command()
+@click.option("--tenant", "tenant_id", help="Only this tenant's campaigns.")
+@click.option("--campaign", "campaign_id", help="Only this campaign (with --tenant if ambiguous).")
+def rebuild(tenant_id: str | None, campaign_id: str | None) -> None:
+    """Rebuild leaderboards in Redis from Postgres (all campaigns by default)."""
+    settings = _settings()
+    try:
+        with servers_for(settings, owner=False) as resolved:
+            assert resolved.database_url is not None and resolved.redis_url is not None
+            done = asyncio.run(
+                _rebuild(resolved.database_url, resolved.redis_url, tenant_id, campaign_id)
+            )
+    except DataDirBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    if not done:
+        raise click.ClickException("no campaign matched")
+    for (tenant, campaign), members in done.items():
+        click.echo(f"{tenant}/{campaign}: {members} board entries")
+
+
+async def _rebuild(
+    database_url: str, redis_url: str, tenant_id: str | None, campaign_id: str | None
+) -> dict[tuple[str, str], int]:
+    from gamify import redis_client
+    from gamify.boards import functions
+    from gamify.boards import rebuild as boards_rebuild
+    from gamify.engines import EngineCache
+    from gamify.store import campaigns
+
+    await server.migrate(database_url)
+    pool = await db.connect(database_url, 2)
+    redis = redis_client.connect(redis_url)
+    engines = EngineCache()
+    done: dict[tuple[str, str], int] = {}
+    try:
+        await functions.load(redis)
+        for tenant, campaign in await campaigns.matching(pool, tenant_id, campaign_id):
+            compiled = engines.get(tenant, campaign)
+            written = None
+            while written is None:  # another process holds the rebuild lock: wait for it
+                written = await boards_rebuild.rebuild(pool, redis, tenant, compiled)
+                if written is None:
+                    await asyncio.sleep(0.5)
+            done[(tenant, campaign.id)] = written
+    finally:
+        await redis.aclose()
+        await pool.close()
+    return done
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from gamify.boards import encoding, functions, keys, rebuild
 from gamify.boards.writer import BoardWriter
 from gamify.engines import CompiledCampaign, EngineCache
+from gamify.store import campaigns
 from gamify.store.campaigns import OpenCampaign
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,6 @@ RECONCILE_EVERY = 60.0
 READY_WAIT = 5.0
 # Rows committed just before a pass may carry an earlier updated_at than the pass's start.
 REPLAY_MARGIN = timedelta(seconds=10)
-CAMPAIGNS = """
-SELECT tenant_id, id, version, document FROM campaigns WHERE cancelled_at IS NULL
-"""
 COUNTS = """
 SELECT tenant_id, campaign_id, count(*) AS members FROM progress WHERE score > 0
 GROUP BY tenant_id, campaign_id
@@ -122,25 +120,19 @@ class Boards:
         self._dirty.clear()
         started = datetime.now(UTC)
         async with self.pool.acquire() as conn:
-            campaigns = await conn.fetch(CAMPAIGNS)
+            found = await campaigns.matching(conn)
             counts = {
                 (r["tenant_id"], r["campaign_id"]): r["members"] for r in await conn.fetch(COUNTS)
             }
             since = self._watermark - REPLAY_MARGIN
             changed = await conn.fetch(CHANGED, since)
             changed_windows = await conn.fetch(CHANGED_WINDOWS, since)
-        for row in campaigns:
-            tenant, campaign = row["tenant_id"], row["id"]
-            ready = await self.redis.exists(keys.ready(tenant, campaign))
-            members = await self.redis.zcard(keys.board(tenant, campaign))
-            if not ready or members < counts.get((tenant, campaign), 0):
-                await self.schedule_rebuild(tenant, campaign)
-        compiled = {
-            (r["tenant_id"], r["id"]): self.engines.get(
-                r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"])
-            )
-            for r in campaigns
-        }
+        for tenant, campaign in found:
+            ready = await self.redis.exists(keys.ready(tenant, campaign.id))
+            members = await self.redis.zcard(keys.board(tenant, campaign.id))
+            if not ready or members < counts.get((tenant, campaign.id), 0):
+                await self.schedule_rebuild(tenant, campaign.id)
+        compiled = {(tenant, c.id): self.engines.get(tenant, c) for tenant, c in found}
         await _replay(self.redis, compiled, changed, changed_windows)
         self._watermark = started
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from gamify.campaign import Campaign
@@ -160,3 +161,19 @@ async def has_progress(conn: Conn, tenant: str, campaign_id: str) -> bool:
     """Whether any event has counted for the campaign yet."""
     counted: bool = await conn.fetchval(HAS_PROGRESS, tenant, campaign_id)
     return counted
+
+
+MATCHING = """
+SELECT tenant_id, id, version, document FROM campaigns
+WHERE cancelled_at IS NULL
+  AND ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR id = $2)
+ORDER BY tenant_id, id
+"""
+
+
+async def matching(
+    conn: Conn | asyncpg.Pool, tenant: str | None = None, campaign_id: str | None = None
+) -> list[tuple[str, OpenCampaign]]:
+    """Every campaign not cancelled (of a tenant, or one), with its tenant."""
+    rows = await conn.fetch(MATCHING, tenant, campaign_id)
+    return [(r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"])) for r in rows]

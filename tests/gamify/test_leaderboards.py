@@ -3,7 +3,10 @@ and Redis losing everything."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -242,3 +245,37 @@ async def test_events_are_accepted_while_redis_is_down_and_ranks_come_back(
             assert [(e["player"], e["score"]) for e in board] == expected_board(flights, start)
     finally:
         valkey.stop()
+
+
+async def test_gamify_rebuild_restores_flushed_boards(
+    client: AsyncTestClient[Litestar],
+    servers: Servers,
+    migrated: str,
+    partner: tuple[dict[str, str], datetime],
+    tmp_path: Path,
+) -> None:
+    headers, start = partner
+    rng = random.Random(7)
+    flights = make_flights(rng, players=100, most=12)
+    await post_batches(client, headers, flights, rng)
+    redis = Redis.from_url(servers.redis_url)
+    await redis.flushall()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")},
+        "GAMIFY_DATABASE_URL": migrated,
+        "GAMIFY_REDIS_URL": servers.redis_url,
+        "GAMIFY_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gamify", "rebuild", "--tenant", "acme"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "acme/earn-your-wings" in done.stdout
+    assert await redis.zcard("lb:{acme:earn-your-wings}:campaign") == len(reference(flights))
+    await redis.aclose()
+    board = await read_board(client, headers)
+    assert [(e["player"], e["score"]) for e in board] == expected_board(flights, start)
