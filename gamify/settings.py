@@ -11,7 +11,7 @@ import msgspec
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DATABASE_SCHEMES = ("postgres://", "postgresql://")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 MIN_ADMIN_TOKEN_LENGTH = 16
 MIN_SECRET_LENGTH = 32
 
@@ -76,7 +76,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         problems.append("GAMIFY_DATABASE_URL must start with postgresql:// (or postgres://)")
     redis_url = text("GAMIFY_REDIS_URL")
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
-        problems.append("GAMIFY_REDIS_URL must start with redis://, rediss:// or unix://")
+        problems.append(
+            "GAMIFY_REDIS_URL must start with redis://, rediss://, unix:// or redis+cluster://"
+        )
     admin_token = text("GAMIFY_ADMIN_TOKEN")
     if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_LENGTH:
         problems.append(
