@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from cachetools import TTLCache
 from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
@@ -13,6 +14,8 @@ from gamify.boards.service import Boards
 from gamify.coalesce import Coalescer
 from gamify.engines import EngineCache
 from gamify.settings import Settings
+
+NAMES_TTL = 5.0
 
 
 @dataclass
@@ -25,6 +28,10 @@ class Services:
     engines: EngineCache = field(default_factory=EngineCache)
     boards: Boards = field(init=False)
     coalescer: Coalescer = field(init=False)
+    # Display names for board entries: (tenant, player) -> name, for NAMES_TTL seconds.
+    names: TTLCache[tuple[str, str], str | None] = field(
+        default_factory=lambda: TTLCache(maxsize=100_000, ttl=NAMES_TTL)
+    )
     # Authenticated key lookups, hash -> (principal, expires at monotonic time).
     key_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
 

@@ -60,18 +60,20 @@ class LeaderboardController(Controller):
         after: Annotated[str | None, Parameter(description="`next` of the previous page")] = None,
     ) -> Board:
         services = services_of(request)
-        compiled, key, window = await _board(
-            services, request.auth.tenant, campaign_id, board, period
-        )
+        tenant = request.auth.tenant
+        compiled, key, window = await _board(services, tenant, campaign_id, board, period)
+        ready_key = keys.ready(tenant, campaign_id)
+        names = _names(services, tenant)
         try:
-            found = await reader.page(
-                services.redis,
-                key,
-                compiled.bits,
-                limit,
-                after,
-                _names(services, request.auth.tenant),
-            )
+            try:
+                found = await reader.page(
+                    services.redis, key, ready_key, compiled.bits, limit, after, names
+                )
+            except reader.NotReady:
+                await _wait_ready(services, tenant, campaign_id)
+                found = await reader.page(
+                    services.redis, key, ready_key, compiled.bits, limit, after, names
+                )
         except reader.BadCursor as exc:
             raise invalid([FieldProblem("after", str(exc))]) from None
         return Board(board, found.total, found.entries, found.next, window)
@@ -89,6 +91,7 @@ class LeaderboardController(Controller):
         services = services_of(request)
         tenant = request.auth.tenant
         compiled, key, _ = await _board(services, tenant, campaign_id, board, period)
+        await _wait_ready(services, tenant, campaign_id)
         found = await reader.around(
             services.redis, key, compiled.bits, player, around, _names(services, tenant)
         )
@@ -113,6 +116,10 @@ async def _board(
             raise invalid([FieldProblem("period", "a weekly period starts on a Monday")])
     elif period is not None:
         raise invalid([FieldProblem("period", "the campaign board has no periods")])
+    return compiled, keys.board(tenant, campaign_id, board, window), window
+
+
+async def _wait_ready(services: Services, tenant: str, campaign_id: str) -> None:
     if not await services.boards.ensure_ready(tenant, campaign_id):
         raise ApiError(
             503,
@@ -120,12 +127,21 @@ async def _board(
             "this board is being rebuilt; retry shortly",
             headers={"Retry-After": "1"},
         )
-    return compiled, keys.board(tenant, campaign_id, board, window), window
 
 
 def _names(services: Services, tenant: str) -> reader.Names:
+    """Display names, from a short-lived per-instance cache: the top of a board is asked
+    for again and again, and a renamed player shows within NAMES_TTL seconds."""
+    cache = services.names
+
     async def names(ids: list[str]) -> dict[str, str | None]:
-        async with services.db.acquire() as conn:
-            return await players.display_names(conn, tenant, ids)
+        found = {i: cache[(tenant, i)] for i in ids if (tenant, i) in cache}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            async with services.db.acquire() as conn:
+                fetched = await players.display_names(conn, tenant, missing)
+            for player in missing:
+                found[player] = cache[(tenant, player)] = fetched.get(player)
+        return found
 
     return names

@@ -1,4 +1,7 @@
-"""Reading the boards: pages with a stable cursor, and the neighbourhood of one player."""
+"""Reading the boards: pages with a stable cursor, and the neighbourhood of one player.
+
+Board order is score descending, then member descending (Redis's order for equal scores).
+"""
 
 from __future__ import annotations
 
@@ -44,6 +47,10 @@ class BadCursor(ValueError):
     pass
 
 
+class NotReady(Exception):
+    """The board is not built (Redis flushed or restarted empty)."""
+
+
 def encode_cursor(score: float, player: str) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode([int(score), player])).decode()
 
@@ -59,17 +66,32 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 async def page(
-    redis: Redis, key: str, bits: int, limit: int, after: str | None, names: Names
+    redis: Redis, key: str, ready_key: str, bits: int, limit: int, after: str | None, names: Names
 ) -> Page:
-    total: int = await redis.zcard(key)
-    if after is None:
-        members = _members(await redis.zrevrange(key, 0, limit - 1, withscores=True))
-    else:
-        members = await _after(redis, key, *decode_cursor(after), limit)
+    """One round trip for a first page (the hot one), two for a page after a cursor."""
+    cursor = decode_cursor(after) if after is not None else None
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(ready_key)
+        pipe.zcard(key)
+        if cursor is None:
+            pipe.zrevrange(key, 0, limit - 1, withscores=True)
+        else:
+            pipe.zrevrangebyscore(
+                key, cursor[0], "-inf", start=0, num=limit + TIE_SLACK, withscores=True
+            )
+        replies: list[Any] = await pipe.execute()
+    ready, total, raw = replies
+    if not ready:
+        raise NotReady(key)
+    members = _members(raw)
+    start = 1
+    if cursor is not None:
+        members = [(m, s) for m, s in members if int(s) < cursor[0] or m < cursor[1]][:limit]
+        if members:
+            first: Any = await redis.zrevrank(key, members[0][0])
+            start = (first or 0) + 1
     if not members:
         return Page(total, [], None)
-    first: Any = await redis.zrevrank(key, members[0][0])
-    start = (first or 0) + 1
     shown = await names([player for player, _ in members])
     entries = [
         Entry(start + i, player, shown.get(player), decode_points(score, bits))
@@ -78,17 +100,6 @@ async def page(
     last_player, last_score = members[-1]
     more = len(members) == limit and entries[-1].rank < total
     return Page(total, entries, encode_cursor(last_score, last_player) if more else None)
-
-
-async def _after(
-    redis: Redis, key: str, score: int, player: str, limit: int
-) -> list[tuple[str, float]]:
-    """Members strictly after (score, player) in board order: score desc, then member desc."""
-    raw = await redis.zrevrangebyscore(
-        key, score, "-inf", start=0, num=limit + TIE_SLACK, withscores=True
-    )
-    later = [(m, s) for m, s in _members(raw) if int(s) < score or m < player]
-    return later[:limit]
 
 
 def _members(raw: Any) -> list[tuple[str, float]]:

@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -20,6 +21,7 @@ from gamify.store.campaigns import OpenCampaign
 log = logging.getLogger(__name__)
 
 RECONCILE_EVERY = 60.0
+CAMPAIGN_TTL = 1.0
 READY_WAIT = 5.0
 # Rows committed just before a pass may carry an earlier updated_at than the pass's start.
 REPLAY_MARGIN = timedelta(seconds=10)
@@ -47,6 +49,9 @@ class Boards:
         self._dirty = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._watermark = datetime.now(UTC)
+        self._campaigns: TTLCache[tuple[str, str], CompiledCampaign | None] = TTLCache(
+            maxsize=10_000, ttl=CAMPAIGN_TTL
+        )
 
     async def start(self) -> None:
         try:
@@ -83,6 +88,14 @@ class Boards:
         return bool(await self.redis.exists(keys.ready(tenant, campaign)))
 
     async def compiled(self, tenant: str, campaign: str) -> CompiledCampaign | None:
+        """The campaign's compiled rules, looked up at most once a second per instance: reads
+        of a board ask for it on every request, and a campaign's rules barely change."""
+        cached = self._campaigns.get((tenant, campaign))
+        if cached is None:
+            cached = self._campaigns[(tenant, campaign)] = await self._lookup(tenant, campaign)
+        return cached
+
+    async def _lookup(self, tenant: str, campaign: str) -> CompiledCampaign | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT id, version, document FROM campaigns WHERE tenant_id = $1 AND id = $2",

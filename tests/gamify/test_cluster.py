@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ CLI = SERVER.parent / "valkey-cli"
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[str]:
     """Three masters on loopback, slots spread by `valkey-cli --cluster create`."""
-    ports = [free_port() for _ in range(3)]
+    ports = [_cluster_port() for _ in range(3)]
     processes = []
     for port in ports:
         folder = tmp_path / str(port)
@@ -82,6 +83,20 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         for process in processes:
             process.kill()
             process.wait(timeout=10)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    while True:
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
 
 
 def _cli(port: int, *command: str) -> str:
