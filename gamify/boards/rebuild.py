@@ -1,12 +1,19 @@
 """Rebuild a campaign's boards from Postgres, streamed in chunks, beside live writes.
 
-ZADD GT (scores only grow) makes rebuilt and live scores commute: whichever lands last, each
-member ends at the higher, newer score, so nothing has to stop while a board is rebuilt.
+ZADD GT (campaign scores only grow) makes rebuilt and live scores commute: whichever lands
+last, each member ends at the higher, newer score, so nothing has to stop while a board is
+rebuilt. Window scores can drop (a late event moves a badge to an earlier window); the
+reconciler's replay of recent changes corrects a rebuild that raced such a drop.
+
+Postgres encodes the scores (see boards.encoding) so that Python only forwards them, and the
+next chunk is fetched while the previous one is written to Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -17,15 +24,25 @@ from gamify.engines import CompiledCampaign
 
 log = logging.getLogger(__name__)
 
-CHUNK = 10_000
+CHUNK = 20_000
 LOCK_SECONDS = 300
-CAMPAIGN_ROWS = """
-SELECT player_id, score, reached_at FROM progress
-WHERE tenant_id = $1 AND campaign_id = $2 AND score > 0
+# $3 = campaign start, $4 = time bits; t is clamped to [0, 2^bits - 1] as in encoding.encode.
+_ENCODED = """
+(score << $4) + ((1::bigint << $4) - 1 - least(greatest(
+    coalesce(floor(extract(epoch FROM reached_at - $3::timestamptz))::bigint, 0), 0),
+    (1::bigint << $4) - 1)) AS encoded
 """
-WINDOW_ROWS = """
-SELECT board, period, player_id, score, reached_at FROM window_scores
-WHERE tenant_id = $1 AND campaign_id = $2 AND score > 0
+CAMPAIGN_ROWS = f"""
+SELECT player_id, {_ENCODED} FROM progress
+WHERE tenant_id = $1 AND campaign_id = $2 AND score > 0 AND score < (1::bigint << (53 - $4))
+"""
+WINDOW_ROWS = f"""
+SELECT board, period, player_id, {_ENCODED} FROM window_scores
+WHERE tenant_id = $1 AND campaign_id = $2 AND score > 0 AND score < (1::bigint << (53 - $4))
+"""
+OVERFLOWING = """
+SELECT count(*) FROM progress
+WHERE tenant_id = $1 AND campaign_id = $2 AND score >= (1::bigint << (53 - $3))
 """
 
 
@@ -37,14 +54,10 @@ async def rebuild(
     lock = keys.rebuilding(tenant, compiled.id)
     if not await redis.set(lock, "1", nx=True, ex=LOCK_SECONDS):
         return None
+    campaign_key = keys.board(tenant, compiled.id)
     try:
         written = await _stream(
-            pool,
-            redis,
-            CAMPAIGN_ROWS,
-            tenant,
-            compiled,
-            lambda row: keys.board(tenant, compiled.id),
+            pool, redis, CAMPAIGN_ROWS, tenant, compiled, lambda row: campaign_key
         )
         written += await _stream(
             pool,
@@ -54,6 +67,7 @@ async def rebuild(
             compiled,
             lambda row: keys.board(tenant, compiled.id, row["board"], row["period"]),
         )
+        await _report_overflow(pool, tenant, compiled)
         await redis.set(keys.ready(tenant, compiled.id), "1")
     finally:
         await redis.delete(lock)
@@ -67,31 +81,41 @@ async def _stream(
     query: str,
     tenant: str,
     compiled: CompiledCampaign,
-    key_of: Any,
+    key_of: Callable[[Any], str],
 ) -> int:
     written = 0
+    pending: asyncio.Task[Any] | None = None
+    campaign_key = keys.board(tenant, compiled.id)
     async with pool.acquire() as conn, conn.transaction():
-        cursor = await conn.cursor(query, tenant, compiled.id)
+        cursor = await conn.cursor(query, tenant, compiled.id, compiled.starts_at, compiled.bits)
         while rows := await cursor.fetch(CHUNK):
             by_key: dict[str, dict[str, int]] = {}
             for row in rows:
-                try:
-                    encoded = encoding.encode(
-                        row["score"], row["reached_at"], compiled.starts_at, compiled.bits
-                    )
-                except encoding.BoardOverflow:
-                    log.error(
-                        "%s: %s points cannot be ranked exactly; left unranked",
-                        compiled.id,
-                        row["score"],
-                    )
-                    continue
-                by_key.setdefault(key_of(row), {})[row["player_id"]] = encoded
-            async with redis.pipeline(transaction=False) as pipe:
-                for key, members in by_key.items():
-                    # Campaign scores only grow (GT commutes with live writes); a window's can
-                    # drop, and the reconciler's replay corrects a rebuild that raced a drop.
-                    pipe.zadd(key, members, gt=key == keys.board(tenant, compiled.id))
-                await pipe.execute()
+                by_key.setdefault(key_of(row), {})[row["player_id"]] = row["encoded"]
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(_write(redis, by_key, campaign_key))
             written += len(rows)
+    if pending is not None:
+        await pending
     return written
+
+
+async def _write(redis: Redis, by_key: dict[str, dict[str, int]], campaign_key: str) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, members in by_key.items():
+            pipe.zadd(key, members, gt=key == campaign_key)
+        await pipe.execute()
+
+
+async def _report_overflow(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaign) -> None:
+    over: int = await pool.fetchval(OVERFLOWING, tenant, compiled.id, compiled.bits)
+    if over:
+        log.error(
+            "%s/%s: %d players have more points than the board can rank exactly "
+            "(ceiling %d); they are left unranked",
+            tenant,
+            compiled.id,
+            over,
+            encoding.ceiling(compiled.bits),
+        )
