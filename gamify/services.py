@@ -16,6 +16,7 @@ from gamify.engines import EngineCache
 from gamify.settings import Settings
 
 NAMES_TTL = 5.0
+TOP_PAGE_TTL = 0.25
 
 
 @dataclass
@@ -32,15 +33,25 @@ class Services:
     names: TTLCache[tuple[str, str], str | None] = field(
         default_factory=lambda: TTLCache(maxsize=100_000, ttl=NAMES_TTL)
     )
+    # The first pages of each board (board key -> limit -> page), for TOP_PAGE_TTL seconds:
+    # the top of a popular board is read by every app at once. This instance's own writes
+    # drop them at once; another instance's show within the TTL.
+    top_pages: TTLCache[str, dict[int, Any]] = field(
+        default_factory=lambda: TTLCache(maxsize=10_000, ttl=TOP_PAGE_TTL)
+    )
     # Authenticated key lookups, hash -> (principal, expires at monotonic time).
     key_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.boards = Boards(self.db, self.redis, self.engines)
+        self.boards = Boards(self.db, self.redis, self.engines, self._written)
         # Half the pool for the write path leaves connections for reads under a write storm.
         self.coalescer = Coalescer(
             self.db, self.engines, self.boards.writer, parallel=self.settings.db_pool_size // 2
         )
+
+    def _written(self, board_keys: list[str]) -> None:
+        for key in board_keys:
+            self.top_pages.pop(key, None)
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -62,6 +62,9 @@ class LeaderboardController(Controller):
         services = services_of(request)
         tenant = request.auth.tenant
         compiled, key, window = await _board(services, tenant, campaign_id, board, period)
+        cached: Board | None = services.top_pages.get(key, {}).get(limit)
+        if after is None and cached is not None:
+            return cached
         ready_key = keys.ready(tenant, campaign_id)
         names = _names(services, tenant)
         try:
@@ -76,7 +79,10 @@ class LeaderboardController(Controller):
                 )
         except reader.BadCursor as exc:
             raise invalid([FieldProblem("after", str(exc))]) from None
-        return Board(board, found.total, found.entries, found.next, window)
+        shown = Board(board, found.total, found.entries, found.next, window)
+        if after is None:
+            services.top_pages.setdefault(key, {})[limit] = shown
+        return shown
 
     @get("/players/{player:str}", summary="A player's rank, score, percentile and neighbours")
     async def player(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -40,11 +41,17 @@ WHERE updated_at > $1
 
 
 class Boards:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, engines: EngineCache) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        engines: EngineCache,
+        on_written: Callable[[list[str]], None] = lambda keys: None,
+    ) -> None:
         self.pool = pool
         self.redis = redis
         self.engines = engines
-        self.writer = BoardWriter(redis, self.schedule_rebuild, self.mark_dirty)
+        self.writer = BoardWriter(redis, self.schedule_rebuild, self.mark_dirty, on_written)
         self._rebuilds: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dirty = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None

@@ -22,16 +22,22 @@ class BoardWriter:
     """Writes a committed batch's board scores and ranks its results.
 
     `on_missing(tenant, campaign)` hears of a campaign whose boards are not built (a flushed or
-    restarted Redis); `on_failure()` of a write that did not reach Redis. Either way the
+    restarted Redis); `on_failure()` of a write that did not reach Redis; `on_written(keys)`
+    of the boards a write changed. Either way the
     results still go out, without ranks, and Postgres stays the truth to rebuild from.
     """
 
     def __init__(
-        self, redis: Redis, on_missing: Callable[[str, str], object], on_failure: Callable[[], None]
+        self,
+        redis: Redis,
+        on_missing: Callable[[str, str], object],
+        on_failure: Callable[[], None],
+        on_written: Callable[[list[str]], None],
     ) -> None:
         self.redis = redis
         self.on_missing = on_missing
         self.on_failure = on_failure
+        self.on_written = on_written
 
     async def rank(
         self,
@@ -62,6 +68,7 @@ class BoardWriter:
             )
             self.on_failure()
             return results
+        self.on_written([score.key for update in updates for score in update.scores])
         return [
             self._with_ranks(tenant, result, player, ranks)
             for result, player in zip(results, players, strict=True)
