@@ -1,6 +1,6 @@
 """The award endpoint's speed, as ratios measured in one run on one server.
 
-    python3 bench/award.py [--connections 64] [--seconds 10] [--workers 1]
+    .venv/bin/python -m bench.award [--connections 64] [--seconds 10] [--workers 1]
 
 Starts `gamify serve` on embedded servers in a fresh temporary data folder, creates a tenant
 and a 42-badge campaign (40 airports + 2 milestones), then loads it with wrk

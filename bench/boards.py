@@ -1,6 +1,6 @@
 """Leaderboard speed and size, as ratios measured in one run on one server.
 
-    python3 bench/boards.py [--connections 64] [--seconds 10] [--members 1000000]
+    .venv/bin/python -m bench.boards [--connections 64] [--seconds 10] [--members 1000000]
 
 Starts `gamify serve` on embedded servers in a fresh temporary data folder, seeds a board of
 20,000 players through the award endpoint, then reports:

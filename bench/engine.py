@@ -6,7 +6,7 @@ call as the service does. First with every event in order, then with 10 % of eve
 occurred_at one hour to three days before the newest event, like a flight reported days after it
 landed). Event generation is not timed. The last line prints both rates.
 
-    python bench/engine.py [--events N] [--players P] [--roundtrip]
+    .venv/bin/python -m bench.engine [--events N] [--players P] [--roundtrip]
 """
 
 from __future__ import annotations

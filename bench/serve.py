@@ -1,6 +1,6 @@
 """Cold start of `gamify serve` and the req/s of its baseline endpoints.
 
-    python3 bench/serve.py [--connections 64] [--seconds 5] [--workers 1]
+    .venv/bin/python -m bench.serve [--connections 64] [--seconds 5] [--workers 1]
 
 Starts `gamify serve` on embedded servers in a fresh temporary data folder, times it to the
 first `/ready` 200 (cold: initdb included) and again after a restart (warm), then loads
