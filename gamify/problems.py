@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import RedisError
 
 from gamify.request_id import request_id_of
 
@@ -149,6 +150,20 @@ def _unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
+def _redis_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # Only reads of live data need Redis; events are still taken while it is away.
+    log.warning("Redis unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        request,
+        Problem(
+            title="Service Unavailable",
+            status=503,
+            detail="live leaderboards are unavailable for a moment; retry shortly",
+        ),
+        {"Retry-After": "1"},
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     request_id = request_id_of(request.scope)
     log.exception(
@@ -183,6 +198,7 @@ HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     asyncpg.CharacterNotInRepertoireError: _unstorable_text,
     asyncpg.UntranslatableCharacterError: _unstorable_text,
+    RedisError: _redis_down,
     ValidationException: _validation,
     HTTPException: _http,
     Exception: _unexpected,

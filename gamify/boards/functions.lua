@@ -30,3 +30,24 @@ local function set_scores(keys, args)
 end
 
 redis.register_function('gamify_set_scores', set_scores)
+
+-- KEYS[1] is a board; ARGV[1] a player and ARGV[2] how many neighbours on each side. Returns
+-- nothing when the player is not on the board, else {0-based rank, score, board size, first
+-- rank shown, member, score, member, score, ...}: around-me in one round trip.
+local function around(keys, args)
+  local rank = redis.call('ZREVRANK', keys[1], args[1])
+  if rank == false then
+    return {}
+  end
+  local radius = tonumber(args[2])
+  local first = math.max(0, rank - radius)
+  local out = {rank, redis.call('ZSCORE', keys[1], args[1]), redis.call('ZCARD', keys[1]), first}
+  local shown = redis.call('ZREVRANGE', keys[1], first, rank + radius, 'WITHSCORES')
+  for i = 1, #shown do
+    out[#out + 1] = shown[i]
+  end
+  return out
+end
+
+redis.register_function{function_name = 'gamify_around', callback = around,
+                        flags = {'no-writes'}}

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 LIBRARY = (Path(__file__).parent / "functions.lua").read_text()
 SET_SCORES = "gamify_set_scores"
+AROUND = "gamify_around"
 
 
 async def load(redis: Redis) -> None:

@@ -12,7 +12,9 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from gamify.boards import functions
 from gamify.boards.encoding import decode_points
 
 # Equal encoded scores (same points, same second) are rare: fetching this many more than a
@@ -110,21 +112,21 @@ def _members(raw: Any) -> list[tuple[str, float]]:
 async def around(
     redis: Redis, key: str, bits: int, player: str, radius: int, names: Names
 ) -> Around | None:
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zrevrank(key, player)
-        pipe.zscore(key, player)
-        pipe.zcard(key)
-        replies: list[Any] = await pipe.execute()
-    rank, score, total = replies
-    if rank is None or score is None:
+    try:
+        reply: list[Any] = await redis.fcall_ro(functions.AROUND, 1, key, player, radius)
+    except ResponseError as exc:
+        if not functions.missing(exc):
+            raise
+        await functions.load(redis)  # a Redis restarted empty has lost the library
+        reply = await redis.fcall_ro(functions.AROUND, 1, key, player, radius)
+    if not reply:
         return None
-    members = _members(
-        await redis.zrevrange(key, max(0, rank - radius), rank + radius, withscores=True)
-    )
-    shown = await names([p for p, _ in members])
-    start = max(0, rank - radius) + 1
+    rank, score, total, first = int(reply[0]), float(reply[1]), int(reply[2]), int(reply[3])
+    shown = reply[4:]
+    members = [(shown[i].decode(), float(shown[i + 1])) for i in range(0, len(shown), 2)]
+    display = await names([p for p, _ in members])
     entries = [
-        Entry(start + i, p, shown.get(p), decode_points(value, bits))
+        Entry(first + 1 + i, p, display.get(p), decode_points(value, bits))
         for i, (p, value) in enumerate(members)
     ]
     percentile = round(100 * (total - rank - 1) / total, 2)

@@ -233,6 +233,11 @@ async def test_events_are_accepted_while_redis_is_down_and_ranks_come_back(
             valkey.stop()
             during = await post_batches(client, headers, flights[third : 2 * third], rng)
             assert {r["status"] for r in during} == {"accepted"}
+            down = await client.get(BOARD, headers=headers)
+            assert_problem(down, 503)
+            assert down.headers["retry-after"] == "1"
+            profile = await client.get(f"/v1/players/{flights[0]['player']}", headers=headers)
+            assert profile.status_code == 200, "a profile shows, without ranks"
             assert all("rank" not in s for r in during for s in r["scores"])
 
             valkey.start()  # empty: no boards, no functions
