@@ -97,10 +97,17 @@ class LeaderboardController(Controller):
         services = services_of(request)
         tenant = request.auth.tenant
         compiled, key, _ = await _board(services, tenant, campaign_id, board, period)
-        await _wait_ready(services, tenant, campaign_id)
-        found = await reader.around(
-            services.redis, key, compiled.bits, player, around, _names(services, tenant)
-        )
+        ready_key = keys.ready(tenant, campaign_id)
+        names = _names(services, tenant)
+        try:
+            found = await reader.around(
+                services.redis, key, ready_key, compiled.bits, player, around, names
+            )
+        except reader.NotReady:
+            await _wait_ready(services, tenant, campaign_id)
+            found = await reader.around(
+                services.redis, key, ready_key, compiled.bits, player, around, names
+            )
         if found is None:
             raise ApiError(404, "Not Found", f"{player} has no score on this board")
         return Standing(found.rank, found.score, found.total, found.percentile, found.around)

@@ -31,10 +31,14 @@ end
 
 redis.register_function('gamify_set_scores', set_scores)
 
--- KEYS[1] is a board; ARGV[1] a player and ARGV[2] how many neighbours on each side. Returns
--- nothing when the player is not on the board, else {0-based rank, score, board size, first
--- rank shown, member, score, member, score, ...}: around-me in one round trip.
+-- KEYS[1] is a board, KEYS[2] its campaign's ready marker; ARGV[1] a player and ARGV[2] how
+-- many neighbours on each side. Returns {-1} when the boards are not built, nothing when the
+-- player is not on the board, else {0-based rank, score, board size, first rank shown,
+-- member, score, member, score, ...}: around-me in one round trip.
 local function around(keys, args)
+  if redis.call('EXISTS', keys[2]) == 0 then
+    return {-1}
+  end
   local rank = redis.call('ZREVRANK', keys[1], args[1])
   if rank == false then
     return {}

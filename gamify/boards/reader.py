@@ -110,15 +110,19 @@ def _members(raw: Any) -> list[tuple[str, float]]:
 
 
 async def around(
-    redis: Redis, key: str, bits: int, player: str, radius: int, names: Names
+    redis: Redis, key: str, ready_key: str, bits: int, player: str, radius: int, names: Names
 ) -> Around | None:
+    """The player's standing and neighbours, or None when the player is not on the board;
+    raises NotReady when the boards are not built."""
     try:
-        reply: list[Any] = await redis.fcall_ro(functions.AROUND, 1, key, player, radius)
+        reply: list[Any] = await _around(redis, key, ready_key, player, radius)
     except ResponseError as exc:
         if not functions.missing(exc):
             raise
         await functions.load(redis)  # a Redis restarted empty has lost the library
-        reply = await redis.fcall_ro(functions.AROUND, 1, key, player, radius)
+        reply = await _around(redis, key, ready_key, player, radius)
+    if reply == [-1]:
+        raise NotReady(key)
     if not reply:
         return None
     rank, score, total, first = int(reply[0]), float(reply[1]), int(reply[2]), int(reply[3])
@@ -131,3 +135,8 @@ async def around(
     ]
     percentile = round(100 * (total - rank - 1) / total, 2)
     return Around(rank + 1, decode_points(score, bits), total, percentile, entries)
+
+
+async def _around(redis: Redis, key: str, ready_key: str, player: str, radius: int) -> list[Any]:
+    reply: list[Any] = await redis.fcall_ro(functions.AROUND, 2, key, ready_key, player, radius)
+    return reply
