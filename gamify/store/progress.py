@@ -104,86 +104,84 @@ async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, bytes]:
 
 
 async def save(conn: Conn, tenant: str, saved: list[SavedProgress]) -> None:
-    if saved:
-        await conn.execute(
-            SAVE,
-            tenant,
-            _json(
-                [
-                    {
-                        "campaign": s.pair.campaign,
-                        "player": s.pair.player,
-                        "state": s.state,
-                        "score": s.score,
-                        "reached_at": _utc(s.reached_at),
-                    }
-                    for s in saved
-                ]
-            ),
-        )
+    await _send(
+        conn,
+        SAVE,
+        tenant,
+        [
+            {
+                "campaign": s.pair.campaign,
+                "player": s.pair.player,
+                "state": s.state,
+                "score": s.score,
+                "reached_at": _utc(s.reached_at),
+            }
+            for s in saved
+        ],
+    )
 
 
 async def award(conn: Conn, tenant: str, awards: list[AwardRow]) -> None:
-    if awards:
-        await conn.execute(
-            AWARD,
-            tenant,
-            _json(
-                [
-                    {
-                        "campaign": a.pair.campaign,
-                        "player": a.pair.player,
-                        "badge": a.badge,
-                        "awarded_at": _utc(a.awarded_at),
-                        "first_awarded_at": _utc(a.first_awarded_at),
-                        "points": a.points,
-                        "event_id": a.event_id,
-                    }
-                    for a in awards
-                ]
-            ),
-        )
+    await _send(
+        conn,
+        AWARD,
+        tenant,
+        [
+            {
+                "campaign": a.pair.campaign,
+                "player": a.pair.player,
+                "badge": a.badge,
+                "awarded_at": _utc(a.awarded_at),
+                "first_awarded_at": _utc(a.first_awarded_at),
+                "points": a.points,
+                "event_id": a.event_id,
+            }
+            for a in awards
+        ],
+    )
 
 
 async def outbox(conn: Conn, tenant: str, rows: list[OutboxRow]) -> None:
-    if rows:
-        await conn.execute(
-            OUTBOX,
-            tenant,
-            _json(
-                [
-                    {
-                        "kind": r.kind,
-                        "campaign": r.pair.campaign,
-                        "player": r.pair.player,
-                        "payload": r.payload,
-                    }
-                    for r in rows
-                ]
-            ),
-        )
+    await _send(
+        conn,
+        OUTBOX,
+        tenant,
+        [
+            {
+                "kind": r.kind,
+                "campaign": r.pair.campaign,
+                "player": r.pair.player,
+                "payload": r.payload,
+            }
+            for r in rows
+        ],
+    )
 
 
 async def windows(conn: Conn, tenant: str, rows: list[WindowRow]) -> None:
     """Window board scores, absolute: the rows a rebuild of the window boards reads."""
+    await _send(
+        conn,
+        WINDOWS,
+        tenant,
+        [
+            {
+                "campaign": r.campaign,
+                "board": r.board,
+                "period": r.period,
+                "player": r.player,
+                "score": r.score,
+                "reached_at": _utc(r.reached_at),
+            }
+            for r in rows
+        ],
+    )
+
+
+async def _send(conn: Conn, sql: str, tenant: str, rows: list[dict[str, Any]]) -> None:
+    """One statement for a whole batch, its rows as one JSON array."""
     if rows:
-        await conn.execute(
-            WINDOWS,
-            tenant,
-            _json(
-                [
-                    {
-                        "campaign": r.campaign,
-                        "board": r.board,
-                        "period": r.period,
-                        "player": r.player,
-                        "score": r.score,
-                        "reached_at": _utc(r.reached_at),
-                    }
-                    for r in rows
-                ]
-            ),
-        )
+        await conn.execute(sql, tenant, _json(rows))
 
 
 PROFILE = """
