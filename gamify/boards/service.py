@@ -131,6 +131,9 @@ class Boards:
             except (RedisError, OSError, asyncpg.PostgresError):
                 log.warning("board reconciliation failed; retrying", exc_info=True)
                 self._dirty.set()
+            except Exception:
+                # A bug must not end the loop that keeps boards true: log it, try next round.
+                log.exception("board reconciliation failed unexpectedly")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), RECONCILE_EVERY)
             await asyncio.sleep(1)  # let a burst of failures settle into one pass
