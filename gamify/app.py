@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await services.backfills.stop()
             await services.boards.stop()
             await redis.aclose()
             await pool.close()

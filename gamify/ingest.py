@@ -153,26 +153,38 @@ async def _fold(
     conn: Conn, tenant: str, batch: Batch, fresh: list[int], cache: EngineCache
 ) -> list[BoardUpdate]:
     compiled = [cache.get(tenant, c) for c in await campaigns.open_campaigns(conn, tenant)]
-    touched: dict[int, list[CompiledCampaign]] = {
-        i: [c for c in compiled if c.counts(batch.incoming[i].occurred_at)] for i in fresh
-    }
-    pairs = sorted({Pair(c.id, batch.incoming[i].player) for i, cs in touched.items() for c in cs})
+    events = [batch.incoming[i] for i in fresh]
+    touched = [[c for c in compiled if c.counts(e.occurred_at)] for e in events]
+    folding, updates = await fold(conn, tenant, events, touched)
+    for i, event, counted_in in zip(fresh, events, touched, strict=True):
+        scores = [s for c in counted_in for s in folding.scores(c, event)]
+        batch.results[i] = EventResult(
+            event.id, "accepted", folding.awards_by_event.get(event.id, []), scores
+        )
+    return updates
+
+
+async def fold(
+    conn: Conn, tenant: str, events: list[EventIn], touched: list[list[CompiledCampaign]]
+) -> tuple[_Folding, list[BoardUpdate]]:
+    """Lock the touched pairs, fold each event into the campaigns it counts in, write it all.
+
+    `touched[i]` lists the campaigns `events[i]` counts in. Shared by the write path and the
+    backfill of a campaign created after its events were reported.
+    """
+    pairs = sorted(
+        {Pair(c.id, e.player) for e, cs in zip(events, touched, strict=True) for c in cs}
+    )
     stored_states = await progress.lock(conn, tenant, pairs) if pairs else {}
     folding = _Folding(tenant, stored_states)
-    for i in fresh:
-        folding.apply(batch.incoming[i], touched[i])
+    for event, counted_in in zip(events, touched, strict=True):
+        folding.apply(event, counted_in)
     await progress.save(conn, tenant, folding.saved())
     await progress.award(conn, tenant, list(folding.award_rows.values()))
     await progress.outbox(conn, tenant, folding.outbox_rows())
     updates, window_rows = folding.board_changes()
     await progress.windows(conn, tenant, window_rows)
-    for i in fresh:
-        event = batch.incoming[i]
-        scores = [s for c in touched[i] for s in folding.scores(c, event)]
-        batch.results[i] = EventResult(
-            event.id, "accepted", folding.awards_by_event.get(event.id, []), scores
-        )
-    return updates
+    return folding, updates
 
 
 class _Folding:

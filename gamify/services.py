@@ -10,6 +10,7 @@ from cachetools import TTLCache
 from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
+from gamify.backfill import Backfills
 from gamify.boards.service import Boards
 from gamify.coalesce import Coalescer
 from gamify.engines import EngineCache
@@ -29,6 +30,7 @@ class Services:
     engines: EngineCache = field(default_factory=EngineCache)
     boards: Boards = field(init=False)
     coalescer: Coalescer = field(init=False)
+    backfills: Backfills = field(init=False)
     # Display names for board entries: (tenant, player) -> name, for NAMES_TTL seconds.
     names: TTLCache[tuple[str, str], str | None] = field(
         default_factory=lambda: TTLCache(maxsize=100_000, ttl=NAMES_TTL)
@@ -44,6 +46,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.boards = Boards(self.db, self.redis, self.engines, self._written)
+        self.backfills = Backfills(self.db, self.boards)
         # Half the pool for the write path leaves connections for reads under a write storm.
         self.coalescer = Coalescer(
             self.db, self.engines, self.boards.writer, parallel=self.settings.db_pool_size // 2

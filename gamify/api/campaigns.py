@@ -85,6 +85,9 @@ class CampaignController(Controller):
             row = await campaigns.create(conn, principal.tenant, parsed, actor=principal.actor)
         if row is None:
             raise ApiError(409, "Conflict", f"campaign {parsed.id} already exists")
+        if row.starts_at < datetime.now(UTC):
+            # Events reported before the campaign existed count too, folded in the background.
+            services_of(request).backfills.start(principal.tenant, row.id)
         return _out(row)
 
     @get("/", guards=[auth.requires("read")], summary="List campaigns, by id")

@@ -99,10 +99,10 @@ class Boards:
         of a board ask for it on every request, and a campaign's rules barely change."""
         cached = self._campaigns.get((tenant, campaign))
         if cached is None:
-            cached = self._campaigns[(tenant, campaign)] = await self._lookup(tenant, campaign)
+            cached = self._campaigns[(tenant, campaign)] = await self.lookup(tenant, campaign)
         return cached
 
-    async def _lookup(self, tenant: str, campaign: str) -> CompiledCampaign | None:
+    async def lookup(self, tenant: str, campaign: str) -> CompiledCampaign | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT id, version, document FROM campaigns WHERE tenant_id = $1 AND id = $2",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -284,3 +285,30 @@ async def test_one_event_counts_for_every_live_campaign_it_falls_in(
     ]
     [before_summer] = await post(client, partner, flight("f0", "p-1", "YUL", hours_ago(20)))
     assert {s["campaign"] for s in before_summer["scores"]} == {"earn-your-wings"}
+
+
+async def test_a_campaign_created_late_takes_the_events_already_reported(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    first = flight("old-1", "p-1", "YVR", hours_ago(48))
+    await post(
+        client,
+        partner,
+        first,
+        flight("old-2", "p-1", "YUL", hours_ago(30)),
+        flight("old-3", "p-2", "YVR", hours_ago(20)),
+    )
+    retro = earn_your_wings(campaign_id="retro", starts_at=hours_ago(72), days=10)
+    assert (await client.post("/v1/campaigns", json=retro, headers=partner)).status_code == 201
+    for _ in range(100):  # the backfill runs in the background
+        board = await client.get("/v1/campaigns/retro/leaderboard", headers=partner)
+        if board.status_code == 200 and board.json()["total"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [(e["player"], e["score"]) for e in board.json()["entries"]] == [("p-1", 2), ("p-2", 1)]
+    profile = (await client.get("/v1/players/p-1", headers=partner)).json()
+    retro_standing = next(c for c in profile["campaigns"] if c["campaign"] == "retro")
+    assert [b["badge"] for b in retro_standing["badges"]] == ["yvr", "yul"]
+    # and a replay afterwards changes nothing there
+    [again] = await post(client, partner, first)
+    assert again["status"] == "duplicate"
