@@ -96,6 +96,8 @@ def clone(acc: Acc) -> Acc:
 
 class Tally(Protocol):
     target: int
+    direct: bool  # the value to fold is the index's payload: `extract` need not be called
+    instant: bool  # any one matching event meets the criterion
 
     def extract(self, attributes: Attributes, payload: object) -> object:
         """The value this criterion folds for an event, or MISSING if the event does not count.
@@ -107,15 +109,33 @@ class Tally(Protocol):
 
     def current(self, acc: Any) -> int: ...
 
+    def insert(self, acc: Any, value: Any) -> bool | None:
+        """Fold a value that sorts before some already folded, if the result cannot depend on the
+        order (exact arithmetic, sets), and say whether the criterion is now met: only the met
+        case needs a refold, to find when. None, leaving `acc` untouched, if the order could
+        matter: the caller must refold."""
+
+
+class _Ordered:
+    """Folds whose result depends on the order of the values (windows, streaks)."""
+
+    instant = False
+
+    def insert(self, acc: Any, value: Any) -> bool | None:
+        return None
+
 
 class _Payload:
     """The index already found the value (`value`, `collection`) or none is needed."""
+
+    direct = True
 
     def extract(self, attributes: Attributes, payload: object) -> object:
         return payload
 
 
 class _NumberOf:
+    direct = False
     attribute: int  # the attribute's slot in the stored event
 
     def extract(self, attributes: Attributes, payload: object) -> object:
@@ -124,6 +144,7 @@ class _NumberOf:
 
 
 class _ValueOf:
+    direct = False
     attribute: int  # the attribute's slot in the stored event
 
     def extract(self, attributes: Attributes, payload: object) -> object:
@@ -138,6 +159,7 @@ class ValueTally(_Payload):
     """`value`, with or without `within`: one matching event meets it."""
 
     target = 1
+    instant = True
 
     def new(self) -> Acc | None:
         return None
@@ -145,11 +167,16 @@ class ValueTally(_Payload):
     def step(self, acc: None, t: int, value: object) -> bool:
         return True
 
+    def insert(self, acc: None, value: object) -> bool | None:
+        return True
+
     def current(self, acc: None) -> int:
         return 0
 
 
 class CountTally(_Payload):
+    instant = False
+
     def __init__(self, threshold: int) -> None:
         self.target = threshold
 
@@ -160,11 +187,16 @@ class CountTally(_Payload):
         acc.n += 1
         return acc.n >= self.target
 
+    def insert(self, acc: CountAcc, value: None) -> bool | None:
+        return self.step(acc, 0, value)
+
     def current(self, acc: CountAcc) -> int:
         return acc.n
 
 
 class SumTally(_NumberOf):
+    instant = False
+
     def __init__(self, attribute: int, threshold: int) -> None:
         self.attribute = attribute
         self.target = threshold
@@ -176,12 +208,19 @@ class SumTally(_NumberOf):
         acc.total += value
         return acc.total >= self.target
 
+    def insert(self, acc: SumAcc, value: Number) -> bool | None:
+        # Float addition rounds differently in another order: only integers commute exactly.
+        if type(value) is int and type(acc.total) is int:
+            return self.step(acc, 0, value)
+        return None
+
     def current(self, acc: SumAcc) -> int:
         return int(acc.total)
 
 
 class _Distinct:
     target: int
+    instant = False
 
     def new(self) -> Acc | None:
         return SetAcc()
@@ -189,6 +228,9 @@ class _Distinct:
     def step(self, acc: SetAcc, t: int, value: Key) -> bool:
         acc.seen.add(value)
         return len(acc.seen) >= self.target
+
+    def insert(self, acc: SetAcc, value: Key) -> bool | None:
+        return self.step(acc, 0, value)
 
     def current(self, acc: SetAcc) -> int:
         return len(acc.seen)
@@ -207,7 +249,7 @@ class CollectionTally(_Payload, _Distinct):
         self.target = needed
 
 
-class StreakTally(_Payload):
+class StreakTally(_Ordered, _Payload):
     def __init__(self, threshold: int, periods: Periods) -> None:
         self.target = threshold
         self.periods = periods
@@ -236,7 +278,7 @@ def _expire(times: list[int], cut: int, *parallel: list[Any]) -> int:
     return gone
 
 
-class CountWindow(_Payload):
+class CountWindow(_Ordered, _Payload):
     def __init__(self, threshold: int, within_us: int) -> None:
         self.target = threshold
         self.within = within_us
@@ -253,7 +295,7 @@ class CountWindow(_Payload):
         return len(acc.times)
 
 
-class SumWindow(_NumberOf):
+class SumWindow(_Ordered, _NumberOf):
     def __init__(self, attribute: int, threshold: int, within_us: int) -> None:
         self.attribute = attribute
         self.target = threshold
@@ -278,7 +320,7 @@ class SumWindow(_NumberOf):
         return int(acc.total)
 
 
-class _DistinctWindow:
+class _DistinctWindow(_Ordered):
     target: int
     within: int
 
@@ -313,7 +355,7 @@ class CollectionWindow(_Payload, _DistinctWindow):
         self.within = within_us
 
 
-class StreakWindow(_Payload):
+class StreakWindow(_Ordered, _Payload):
     """A period counts while its newest event is inside the window."""
 
     def __init__(self, threshold: int, periods: Periods, within_us: int) -> None:

@@ -54,9 +54,9 @@ HISTORY_CAP = 10_000
 """Events retained per player and campaign before the oldest are folded into a checkpoint."""
 
 Extract = Callable[[Attributes, object], object]
-Tap = tuple[int, Checks, Extract, object]
-"""A badge index, the `where` checks the index did not already do, the tally's `extract`, and
-the payload to pass it."""
+Tap = tuple[int, str, Checks, Extract | None, object]
+"""A badge index and id, the `where` checks the index did not already do, the tally's `extract`
+and the payload to pass it (no `extract` when the payload is the value: saves a call per match)."""
 
 
 class TypeIndex:
@@ -97,7 +97,7 @@ class Single:
     def __init__(
         self,
         code: int,
-        extract: Extract,
+        extract: Extract | None,
         checks: Checks = (),
         slot: int | None = None,
         keys: dict[Hashable, object] | None = None,
@@ -121,7 +121,7 @@ class Single:
             payload = self.keys[key]
         if self.checks and not passes(self.checks, attributes):
             return MISSING
-        return self.extract(attributes, payload)
+        return payload if self.extract is None else self.extract(attributes, payload)
 
 
 class Derived(msgspec.Struct, frozen=True):
@@ -180,21 +180,22 @@ class Engine:
         """(badge index, value to fold) for every criterion the event counts for, leaving out
         the badges whose ids are in `skip` (held ones, mostly: the cheapest test goes first)."""
         found: list[tuple[int, object]] = []
-        ids = self.ids
-        for index, checks, extract, payload in kind.plain:
-            if ids[index] not in skip and (not checks or passes(checks, attributes)):
-                value = extract(attributes, payload)
-                if value is not MISSING:
+        for index, badge, checks, extract, payload in kind.plain:
+            if badge not in skip and (not checks or passes(checks, attributes)):
+                if extract is None:
+                    found.append((index, payload))
+                elif (value := extract(attributes, payload)) is not MISSING:
                     found.append((index, value))
         for slot, table in kind.keyed.items():
             value = attributes.get(slot, MISSING)
             taps = table.get(value if type(value) is str else scalar_key(value))
             if taps is None:
                 continue
-            for index, checks, extract, payload in taps:
-                if ids[index] not in skip and (not checks or passes(checks, attributes)):
-                    value = extract(attributes, payload)
-                    if value is not MISSING:
+            for index, badge, checks, extract, payload in taps:
+                if badge not in skip and (not checks or passes(checks, attributes)):
+                    if extract is None:
+                        found.append((index, payload))
+                    elif (value := extract(attributes, payload)) is not MISSING:
                         found.append((index, value))
         return found
 
@@ -211,27 +212,29 @@ class Engine:
             return None
         kind = self.types[criterion.event]
         tally = self._tally(criterion, kind.slots)
+        badge = self.ids[i]
+        extract = None if tally.direct else tally.extract
         if isinstance(criterion, ValueCriterion | CollectionCriterion):
             checks = compile_where(criterion.where, kind.slots)
             keys: dict[Hashable, object] = {}
             for position, value in enumerate(criterion.values):
                 payload = position if isinstance(criterion, CollectionCriterion) else None
-                kind.add((i, checks, tally.extract, payload), criterion.attribute, [value])
+                kind.add((i, badge, checks, extract, payload), criterion.attribute, [value])
                 keys[scalar_key(value)] = payload
             slot = kind.slots[criterion.attribute]
-            self.singles[i] = Single(kind.code, tally.extract, checks, slot, keys)
+            self.singles[i] = Single(kind.code, extract, checks, slot, keys)
         elif criterion.where:
             attribute = min(criterion.where)
             wanted = criterion.where[attribute]
             values = wanted if isinstance(wanted, list) else [wanted]
             checks = compile_where(criterion.where, kind.slots, skip=attribute)
-            kind.add((i, checks, tally.extract, None), attribute, values)
+            kind.add((i, badge, checks, extract, None), attribute, values)
             keys = {scalar_key(value): None for value in values}
             slot = kind.slots[attribute]
-            self.singles[i] = Single(kind.code, tally.extract, checks, slot, keys)
+            self.singles[i] = Single(kind.code, extract, checks, slot, keys)
         else:
-            kind.add((i, (), tally.extract, None))
-            self.singles[i] = Single(kind.code, tally.extract)
+            kind.add((i, badge, (), extract, None))
+            self.singles[i] = Single(kind.code, extract)
         return tally
 
     def _tally(self, criterion: Criterion, slots: dict[str, int]) -> Tally:

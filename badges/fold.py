@@ -64,16 +64,18 @@ def _adopt(engine: Engine, state: PlayerState) -> None:
 
 def _incoming(run: _Run, events: Iterable[Event]) -> list[Fact]:
     """The new events that might count, projected and sorted, each id once."""
-    engine, known = run.engine, run.memo.ids
+    engine, known, instants = run.engine, run.memo.ids, run.instants
+    types, starts, ends = engine.types, engine.starts, engine.ends
     facts: list[Fact] = []
     for event in events:
-        kind = engine.types.get(event.type)
+        kind = types.get(event.type)
         if kind is None or event.id in known:
             continue
-        t = to_us(event.occurred_at)
-        if engine.starts <= t <= engine.ends:
+        occurred = event.occurred_at
+        t = to_us(occurred)
+        if starts <= t <= ends:
             facts.append(Fact(t, event.id, kind.code, project(event.attributes, kind.names)))
-            run.instants[t] = event.occurred_at
+            instants[t] = occurred
     if len(facts) > 1:
         facts.sort(key=_key)
         # The same id twice in one batch: keep the earliest, so the choice is order-free.
@@ -177,20 +179,16 @@ class _Run:
 
     def effects(self) -> Effects:
         engine, state = self.engine, self.state
-        touched = self.touched
+        touched, ids, targets = self.touched, engine.ids, engine.targets
         return Effects(
-            awarded=self._awards(self.awarded) if self.awarded else [],
-            moved=self._awards(self.moved) if self.moved else [],
-            score_before=self.score_before,
-            score_after=state.score,
-            reached_at_before=self.reached_at_before,
-            reached_at_after=self.reached_at(),
-            progress=[
-                Progress(
-                    engine.ids[i],
-                    current(engine, state, i) if known is None else known,
-                    engine.targets[i],
-                )
+            self._awards(self.awarded) if self.awarded else [],
+            self._awards(self.moved) if self.moved else [],
+            self.score_before,
+            state.score,
+            self.reached_at_before,
+            self.reached_at(),
+            [
+                Progress(ids[i], current(engine, state, i) if known is None else known, targets[i])
                 for i, known in (sorted(touched.items()) if len(touched) > 1 else touched.items())
             ],
         )
@@ -212,33 +210,38 @@ def _award_time(award: Award) -> datetime:
 
 def _advance(run: _Run, fact: Fact) -> None:
     """Fold one event later than everything retained: the incremental path."""
-    engine, state = run.engine, run.state
+    engine, state, t = run.engine, run.state, fact.t
     kind = engine.kinds[fact.type]
     points = engine.score(kind, fact.attributes) if kind.scoring else kind.points
     met = False
-    accs, tallies = state.accs, engine.tallies
+    accs, tallies, touched = state.accs, engine.tallies, run.touched
     # Held badges were awarded at or before the newest retained event, so before this one:
     # nothing this event does can change them.
     found = engine.match(kind, fact.attributes, state.awards)
     for index, value in found:
         tally = tallies[index]
+        if tally.instant:
+            run.award(index, t)
+            met = True
+            continue
         acc = accs[index]
         if acc is None:
             acc = accs[index] = tally.new()
-        if tally.step(acc, fact.t, value):
+        if tally.step(acc, t, value):
             accs[index] = None
-            run.award(index, fact.t)
+            run.award(index, t)
             met = True
         else:
-            run.touched[index] = min(tally.current(acc), tally.target)
+            current = tally.current(acc)
+            touched[index] = current if current < tally.target else tally.target
     if found or points:
         # An event that only counts for badges already held can never matter again.
         state.facts.append(fact)
-        run.memo.ids.add(fact.id)
+        run.memo.ids[fact.id] = None
     if points:
         state.scored += points
         state.score += points
-        state.scored_at = state.reached = fact.t
+        state.scored_at = state.reached = t
     if met and engine.derived:
         run.derive()
 
@@ -254,17 +257,19 @@ def _refold(run: _Run, facts: list[Fact]) -> None:
             # as if it had occurred at the checkpoint (see the history cap in the docs).
             fact = Fact(checkpoint.t, fact.id, fact.type, fact.attributes)
         kind = engine.kinds[fact.type]
-        points = engine.score(kind, fact.attributes)
+        points = engine.score(kind, fact.attributes) if kind.scoring else kind.points
         keep = points > 0
-        for index, _ in engine.match(kind, fact.attributes):
+        for index, value in engine.match(kind, fact.attributes):
             held = state.awards.get(engine.ids[index])
             if held is None or held.t > fact.t:
                 keep = True
-                pending.add(index)
                 run.touched[index] = None
+                if index not in pending and _settled(run, index, held, fact.t, value):
+                    continue
+                pending.add(index)
         if keep:
             insort(state.facts, fact, key=_key)
-            run.memo.ids.add(fact.id)
+            run.memo.ids[fact.id] = None
         if points:
             state.scored += points
             state.score += points
@@ -282,6 +287,26 @@ def _refold(run: _Run, facts: list[Fact]) -> None:
         run.derive()
     if run.moved:
         _recount(state)
+
+
+def _settled(run: _Run, index: int, held: Held | None, t: int, value: object) -> bool:
+    """Whether a late event's effect on criterion `index` is known without a refold: a `value`
+    criterion is met by its earliest match, and an unmet order-free tally (count, integer sum,
+    distinct) ends the same whatever the order, so only becoming met needs the order."""
+    tally = run.engine.tallies[index]
+    if tally.instant:
+        if held is None:
+            run.award(index, t)
+        else:
+            run.move(index, t)
+        return True
+    if held is not None:
+        return False
+    accs = run.state.accs
+    acc = accs[index]
+    if acc is None:
+        acc = accs[index] = tally.new()
+    return tally.insert(acc, value) is False
 
 
 def _fold(engine: Engine, state: PlayerState, indexes: set[int]) -> dict[int, int]:
@@ -357,7 +382,7 @@ def _compact(engine: Engine, state: PlayerState) -> None:
             _bucket(checkpoint.scored, fact.t, points)
         if _key(fact) > (checkpoint.t, checkpoint.id):
             checkpoint.t, checkpoint.id = fact.t, fact.id
-        known.discard(fact.id)
+        known.pop(fact.id, None)
     state.checkpoint = checkpoint
 
 

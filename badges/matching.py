@@ -72,15 +72,13 @@ def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[int, 
     out: dict[int, Scalar] = {}
     for slot, name in enumerate(names):
         value = attributes.get(name, MISSING)
-        if _storable(value):
+        if type(value) is str or _storable(value):
             out[slot] = value
     return out
 
 
 def _storable(value: object) -> bool:
     """A JSON scalar that MessagePack can hold (its integers stop at 64 bits)."""
-    if type(value) is str:  # the common case, first
-        return True
     if isinstance(value, int) and not isinstance(value, bool):
         return _INT64[0] <= value <= _INT64[1]
     return value is None or isinstance(value, str | float | bool)

@@ -37,9 +37,10 @@ def _contributions(engine: Engine, state: PlayerState) -> list[tuple[int, int]]:
     points = [(h.t, h.points) for h in state.awards.values() if h.points]
     if state.checkpoint is not None:
         points += state.checkpoint.scored
+    kinds = engine.kinds
     for fact in state.facts:
-        kind = engine.kinds[fact.type]
-        if earned := engine.score(kind, fact.attributes):
+        kind = kinds[fact.type]
+        if earned := engine.score(kind, fact.attributes) if kind.scoring else kind.points:
             points.append((fact.t, earned))
     points.sort()
     return points
@@ -53,7 +54,16 @@ def points_timeline(engine: Engine, state: PlayerState | None) -> list[tuple[dat
     """
     if state is None:
         return []
-    return [(from_us(t), points) for t, points in _contributions(engine, state)]
+    memo = state.memo()
+    known = memo.moments
+    moments: dict[int, datetime] = {}  # only the current instants, so it cannot grow forever
+    timeline: list[tuple[datetime, int]] = []
+    for t, points in _contributions(engine, state):
+        moment = moments.get(t) or known.get(t) or from_us(t)
+        moments[t] = moment
+        timeline.append((moment, points))
+    memo.moments = moments
+    return timeline
 
 
 def window_score(

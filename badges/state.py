@@ -87,15 +87,20 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
 
 
 class Memo:
-    """Ids of the retained history, and `reached` as a datetime (reported before and after
-    every call, and converting microseconds to a datetime costs as much as a fold step)."""
+    """Ids of the retained history, and instants as datetimes (`reached` is reported before and
+    after every call, and converting microseconds to a datetime costs as much as a fold step)."""
 
-    __slots__ = ("ids", "reached", "reached_at")
+    __slots__ = ("ids", "moments", "reached", "reached_at")
 
     def __init__(self, state: PlayerState) -> None:
-        self.ids = {fact.id for fact in state.facts}
+        # A dict of strings to None, not a set: the collector stops tracking such a dict, so a
+        # full collection does not visit every retained id of every player in memory.
+        self.ids = dict.fromkeys(fact.id for fact in state.facts)
         self.reached: int | None = None
         self.reached_at: datetime | None = None
+        # Instants converted by `points_timeline`, which the service calls before and after
+        # every `apply`: the second call converts only what the apply added.
+        self.moments: dict[int, datetime] = {}
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -365,3 +365,50 @@ def test_a_late_event_moves_an_award_earlier_and_reports_it() -> None:
     assert effects.awarded == []
     assert (effects.score_before, effects.score_after) == (7, 8)
     assert effects.reached_at_after == at("2013-06-20T10:00:00Z")
+
+
+def test_a_late_float_in_a_sum_is_added_in_time_order() -> None:
+    # 0.1 + 0.2 + 0.7 reaches 1 in time order but 0.7 + 0.2 + 0.1 falls short by one ulp: a late
+    # float must be refolded in order, not added to the running total.
+    rules = campaign(
+        badge("one", kind="sum", event="flight.completed", attribute="miles", threshold=1)
+    )
+    player = Player(rules).feed(
+        [
+            flight("2013-06-03T10:00:00Z", miles=0.7),
+            flight("2013-06-02T10:00:00Z", miles=0.2),
+        ]
+    )
+    assert player.badges == {}
+    effects = player.send(flight("2013-06-01T10:00:00Z", miles=0.1))
+    assert [(a.badge, a.awarded_at) for a in effects.awarded] == [
+        ("one", at("2013-06-03T10:00:00Z"))
+    ]
+
+
+def test_late_events_for_unmet_order_free_criteria_keep_exact_progress() -> None:
+    rules = campaign(
+        badge("three", kind="count", event="flight.completed", threshold=3),
+        badge("places", kind="distinct", event="flight.completed", attribute="to", threshold=3),
+        badge("miles", kind="sum", event="flight.completed", attribute="miles", threshold=9),
+    )
+    player = Player(rules).feed(
+        [
+            flight("2013-06-10T10:00:00Z", to="YVR", miles=4),
+            flight("2013-06-05T10:00:00Z", to="YVR", miles=1),
+        ]
+    )
+    effects = player.send(flight("2013-06-01T10:00:00Z", to="YUL", miles=2))
+    assert [(p.badge, p.current) for p in effects.progress] == [
+        ("three", 3),
+        ("places", 2),
+        ("miles", 7),
+    ]
+    assert [(a.badge, a.awarded_at) for a in effects.awarded] == [
+        ("three", at("2013-06-10T10:00:00Z"))
+    ]
+    effects = player.send(flight("2013-06-02T10:00:00Z", to="YYZ", miles=2))
+    assert [(a.badge, a.awarded_at) for a in effects.awarded] == [
+        ("places", at("2013-06-05T10:00:00Z")),
+        ("miles", at("2013-06-10T10:00:00Z")),
+    ]
