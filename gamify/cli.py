@@ -150,6 +150,20 @@ def key_create(tenant_id: str, scopes: tuple[str, ...], rate_limit: int | None) 
     click.echo(issued.key)
 
 
+@key.command("revoke")
+@click.argument("tenant_id")
+@click.argument("key_id", type=int)
+def key_revoke(tenant_id: str, key_id: int) -> None:
+    """Revoke key KEY_ID of TENANT_ID (running instances stop accepting it within 10 s)."""
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        return await tenants.revoke_key(conn, tenant_id, key_id, actor="cli")
+
+    if not _with_database(work):
+        raise click.ClickException(f"no live key {key_id} of tenant {tenant_id}")
+    click.echo(f"revoked key {key_id} of {tenant_id}")
+
+
 @main.command()
 @click.option("--tenant", "tenant_id", help="Only this tenant's campaigns.")
 @click.option("--campaign", "campaign_id", help="Only this campaign (with --tenant if ambiguous).")

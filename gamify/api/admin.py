@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, delete, post
 from litestar.params import FromPath, JSONBody
 
 from gamify import auth
@@ -76,3 +76,15 @@ class AdminController(Controller):
                 )
             except tenants.TenantNotFound:
                 raise ApiError(404, "Not Found", f"no tenant {tenant_id}") from None
+
+    @delete(
+        "/tenants/{tenant_id:str}/keys/{key_id:int}",
+        status_code=204,
+        summary="Revoke an API key (instances stop accepting it within 10 seconds)",
+    )
+    async def revoke_key(
+        self, request: Request[Any, Any, Any], tenant_id: FromPath[str], key_id: FromPath[int]
+    ) -> None:
+        async with services_of(request).db.acquire() as conn:
+            if not await tenants.revoke_key(conn, tenant_id, key_id, actor="admin"):
+                raise ApiError(404, "Not Found", f"no live key {key_id} of tenant {tenant_id}")

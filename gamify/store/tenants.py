@@ -27,6 +27,13 @@ WHERE key_hash = $1 AND revoked_at IS NULL
 """
 
 
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = now()
+WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL
+RETURNING id
+"""
+
+
 class TenantExists(Exception):
     pass
 
@@ -96,3 +103,15 @@ async def key_by_hash(conn: Conn | asyncpg.Pool, key_hash: bytes) -> StoredKey |
     if row is None:
         return None
     return StoredKey(row["id"], row["tenant_id"], list(row["scopes"]), row["rate_limit"])
+
+
+async def revoke_key(conn: Conn, tenant_id: str, key_id: int, *, actor: str) -> bool:
+    """Revoke a live key of the tenant; False when there is none with that id."""
+    async with conn.transaction():
+        revoked = await conn.fetchval(REVOKE_KEY, tenant_id, key_id)
+        if revoked is None:
+            return False
+        await audit.record(
+            conn, tenant=tenant_id, actor=actor, action="key.revoke", target=f"key:{key_id}"
+        )
+    return True

@@ -124,3 +124,22 @@ async def test_unknown_and_malformed_keys_are_refused(client: AsyncTestClient[Li
     for credential in ("gk_" + "A" * 43, "not-a-gamify-key"):
         assert_problem(await client.get("/v1/me", headers=bearer(credential)), 401)
     assert_problem(await client.get("/v1/me"), 401)
+
+
+async def test_a_revoked_key_is_refused(
+    client: AsyncTestClient[Litestar], settings: Settings, db: asyncpg.Connection
+) -> None:
+    await client.post("/v1/admin/tenants", json=TENANT, headers=ADMIN)
+    issued = (
+        await client.post(
+            "/v1/admin/tenants/air-canada/keys", json={"scopes": ["read"]}, headers=ADMIN
+        )
+    ).json()
+    path = f"/v1/admin/tenants/air-canada/keys/{issued['id']}"
+    assert (await client.delete(path, headers=ADMIN)).status_code == 204
+    assert_problem(await client.delete(path, headers=ADMIN), 404)
+    assert_problem(await client.delete("/v1/admin/tenants/other/keys/1", headers=ADMIN), 404)
+    async with AsyncTestClient(create_app(settings)) as fresh:  # no cached lookup there
+        assert_problem(await fresh.get("/v1/me", headers=bearer(issued["key"])), 401)
+    actions = await db.fetch("SELECT action FROM audit_log ORDER BY id")
+    assert [a["action"] for a in actions][-1] == "key.revoke"
