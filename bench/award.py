@@ -29,8 +29,10 @@ from bench.serve import start, stop
 from gamify.embedded.ports import free_port
 
 ADMIN_TOKEN = "bench-admin-token-0123456789"
-AIRPORTS = ("YVR YYZ YUL YYC YEG YOW YHZ YWG YQB YYJ YXE YQR YYT YQM YSJ YFC YQX YXU YKF YQT "
-            "YXS YZF YXY YLW YKA YQU YMM YXX YCD YPR YQG YSB YAM YTS YGK YQY YDF YYG YTZ YHM")
+AIRPORTS = (
+    "YVR YYZ YUL YYC YEG YOW YHZ YWG YQB YYJ YXE YQR YYT YQM YSJ YFC YQX YXU YKF YQT "
+    "YXS YZF YXY YLW YKA YQU YMM YXX YCD YPR YQG YSB YAM YTS YGK YQY YDF YYG YTZ YHM"
+)
 
 LUA = r"""
 local codes = {}
@@ -80,10 +82,18 @@ def _latency(text: str, percentile: str) -> str:
     return match[1] if match else "?"
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None,
-        *args: str) -> Load:
-    command = ["wrk", "-t", str(min(connections, 2)), "-c", str(connections),
-               "-d", f"{seconds}s", "--latency", url]
+def wrk(url: str, connections: int, seconds: int, script: Path | None = None, *args: str) -> Load:
+    command = [
+        "wrk",
+        "-t",
+        str(min(connections, 2)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--latency",
+        url,
+    ]
     if script is not None:
         command += ["-s", str(script), "--", *args]
     return Load(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
@@ -91,7 +101,9 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None = None,
 
 def call(url: str, body: dict[str, Any], token: str) -> Any:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(request, timeout=30) as reply:
@@ -102,21 +114,55 @@ def campaign() -> dict[str, Any]:
     now = datetime.now(UTC)
     airports = AIRPORTS.split()
     badges: list[dict[str, Any]] = [
-        {"id": code.lower(), "name": code, "points": 1,
-         "criteria": {"kind": "value", "event": "flight.completed", "attribute": "destination",
-                      "values": [code]}}
+        {
+            "id": code.lower(),
+            "name": code,
+            "points": 1,
+            "criteria": {
+                "kind": "value",
+                "event": "flight.completed",
+                "attribute": "destination",
+                "values": [code],
+            },
+        }
         for code in airports
     ]
     badges += [
-        {"id": f"visited-{n}", "name": f"{n} destinations", "points": 5,
-         "criteria": {"kind": "distinct", "event": "flight.completed",
-                      "attribute": "destination", "threshold": n}}
+        {
+            "id": f"visited-{n}",
+            "name": f"{n} destinations",
+            "points": 5,
+            "criteria": {
+                "kind": "distinct",
+                "event": "flight.completed",
+                "attribute": "destination",
+                "threshold": n,
+            },
+        }
         for n in (5, 10)
     ]
-    return {"id": "bench", "name": "Bench", "starts_at": (now - timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=1)).isoformat(), "timezone": "America/Toronto",
-            "badges": badges, "scoring": [{"event": "flight.completed", "points": 1}],
-            "leaderboards": ["campaign"]}
+    return {
+        "id": "bench",
+        "name": "Bench",
+        "starts_at": (now - timedelta(days=1)).isoformat(),
+        "ends_at": (now + timedelta(days=1)).isoformat(),
+        "timezone": "America/Toronto",
+        "badges": badges,
+        "scoring": [{"event": "flight.completed", "points": 1}],
+        "leaderboards": ["campaign"],
+    }
+
+
+def setup(base: str) -> str:
+    """A tenant `bench` with the 42-badge campaign `bench`; returns its key."""
+    call(f"{base}/v1/admin/tenants", {"id": "bench", "name": "Bench"}, ADMIN_TOKEN)
+    key: str = call(
+        f"{base}/v1/admin/tenants/bench/keys",
+        {"scopes": ["events:write", "campaigns:write", "read"]},
+        ADMIN_TOKEN,
+    )["key"]
+    call(f"{base}/v1/campaigns", campaign(), key)
+    return key
 
 
 def main() -> None:
@@ -129,15 +175,12 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="gamify-bench-") as folder:
         port = free_port()
-        process, _ = start(Path(folder) / "data", port, args.workers,
-                           {"GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN})
+        process, _ = start(
+            Path(folder) / "data", port, args.workers, {"GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN}
+        )
         base = f"http://127.0.0.1:{port}"
         try:
-            call(f"{base}/v1/admin/tenants", {"id": "bench", "name": "Bench"}, ADMIN_TOKEN)
-            key = call(f"{base}/v1/admin/tenants/bench/keys",
-                       {"scopes": ["events:write", "campaigns:write", "read"]},
-                       ADMIN_TOKEN)["key"]
-            call(f"{base}/v1/campaigns", campaign(), key)
+            key = setup(base)
             script = Path(folder) / "events.lua"
             script.write_text(LUA % {"airports": AIRPORTS, "key": key})
             run = f"r{int(time.time())}"
@@ -147,12 +190,18 @@ def main() -> None:
         finally:
             stop(process)
     print(f"GET /health:           {health.rate:10,.0f} req/s  p50 {health.p50}  p99 {health.p99}")
-    print(f"POST 1 event:          {single.rate:10,.0f} req/s  p50 {single.p50}  p99 {single.p99}"
-          f"  errors {single.errors}")
-    print(f"POST 500 events:       {batched.rate:10,.1f} req/s  p50 {batched.p50}"
-          f"  p99 {batched.p99}  errors {batched.errors}")
-    print(f"single/health = {single.rate / health.rate:.2f} (goal >= 0.35); "
-          f"batched = {batched.rate * 500:,.0f} events/s (goal >= 50,000)")
+    print(
+        f"POST 1 event:          {single.rate:10,.0f} req/s  p50 {single.p50}  p99 {single.p99}"
+        f"  errors {single.errors}"
+    )
+    print(
+        f"POST 500 events:       {batched.rate:10,.1f} req/s  p50 {batched.p50}"
+        f"  p99 {batched.p99}  errors {batched.errors}"
+    )
+    print(
+        f"single/health = {single.rate / health.rate:.2f} (goal >= 0.35); "
+        f"batched = {batched.rate * 500:,.0f} events/s (goal >= 50,000)"
+    )
 
 
 if __name__ == "__main__":

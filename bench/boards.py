@@ -23,10 +23,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.award import ADMIN_TOKEN, call, campaign, wrk
+from bench.award import ADMIN_TOKEN, call, campaign, setup, wrk
 from bench.serve import start, stop
 from gamify import db
 from gamify.boards import keys, rebuild
+from gamify.embedded.ports import free_port
 from gamify.engines import EngineCache
 from gamify.store.campaigns import OpenCampaign
 
@@ -59,12 +60,17 @@ def seed(base: str, key: str) -> None:
     events = []
     for n in range(SEED_PLAYERS * 2):
         code = codes[n * 7 % 40]["criteria"]["values"][0]
-        events.append({"id": f"seed-{n}", "player": f"p-{n % SEED_PLAYERS + 1}",
-                       "type": "flight.completed",
-                       "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "attributes": {"destination": code}})
+        events.append(
+            {
+                "id": f"seed-{n}",
+                "player": f"p-{n % SEED_PLAYERS + 1}",
+                "type": "flight.completed",
+                "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "attributes": {"destination": code},
+            }
+        )
     for i in range(0, len(events), 1000):
-        call(f"{base}/v1/events", {"events": events[i:i + 1000]}, key)
+        call(f"{base}/v1/events", {"events": events[i : i + 1000]}, key)
 
 
 async def rebuild_and_measure(data_dir: Path, members: int) -> tuple[float, float, float]:
@@ -77,7 +83,9 @@ async def rebuild_and_measure(data_dir: Path, members: int) -> tuple[float, floa
             await conn.execute(
                 "INSERT INTO campaigns (tenant_id, id, name, starts_at, ends_at, timezone,"
                 " document, closes_at) VALUES ('bench', 'big', 'Big', $1, $2, $3, $4, $2)",
-                *_times(big), big["timezone"], big,
+                *_times(big),
+                big["timezone"],
+                big,
             )
             await conn.execute(FILL, _times(big)[1], members)
         compiled = EngineCache().get("bench", OpenCampaign("big", 1, big))
@@ -97,8 +105,10 @@ async def rebuild_and_measure(data_dir: Path, members: int) -> tuple[float, floa
 def _times(document: dict[str, Any]) -> tuple[Any, Any]:
     from datetime import datetime
 
-    return (datetime.fromisoformat(document["starts_at"]),
-            datetime.fromisoformat(document["ends_at"]))
+    return (
+        datetime.fromisoformat(document["starts_at"]),
+        datetime.fromisoformat(document["ends_at"]),
+    )
 
 
 def main() -> None:
@@ -109,18 +119,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gamify-bench-") as folder:
         data_dir = Path(folder) / "data"
-        port = 0
-        from gamify.embedded.ports import free_port
-
         port = free_port()
         process, _ = start(data_dir, port, 1, {"GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN})
         base = f"http://127.0.0.1:{port}"
         try:
-            call(f"{base}/v1/admin/tenants", {"id": "bench", "name": "Bench"}, ADMIN_TOKEN)
-            key = call(f"{base}/v1/admin/tenants/bench/keys",
-                       {"scopes": ["events:write", "campaigns:write", "read"]},
-                       ADMIN_TOKEN)["key"]
-            call(f"{base}/v1/campaigns", campaign(), key)
+            key = setup(base)
             seed(base, key)
             top_script = Path(folder) / "top.lua"
             top_script.write_text(TOP_LUA % {"key": key})
@@ -130,20 +133,29 @@ def main() -> None:
             top = wrk(base, args.connections, args.seconds, top_script)
             around = wrk(base, args.connections, args.seconds, around_script)
             seconds, per_member, per_member_info = asyncio.run(
-                rebuild_and_measure(data_dir, args.members))
+                rebuild_and_measure(data_dir, args.members)
+            )
         finally:
             stop(process)
     print(f"GET /health:    {health.rate:10,.0f} req/s  p50 {health.p50}  p99 {health.p99}")
-    print(f"top 100:        {top.rate:10,.0f} req/s  p50 {top.p50}  p99 {top.p99}"
-          f"  errors {top.errors}")
-    print(f"around me (5):  {around.rate:10,.0f} req/s  p50 {around.p50}  p99 {around.p99}"
-          f"  errors {around.errors}")
+    print(
+        f"top 100:        {top.rate:10,.0f} req/s  p50 {top.p50}  p99 {top.p99}"
+        f"  errors {top.errors}"
+    )
+    print(
+        f"around me (5):  {around.rate:10,.0f} req/s  p50 {around.p50}  p99 {around.p99}"
+        f"  errors {around.errors}"
+    )
     print(f"rebuild of {args.members:,} members from Postgres: {seconds:.1f} s (goal <= 10 s)")
-    print(f"Redis memory per member: {per_member:.0f} B (MEMORY USAGE), "
-          f"{per_member_info:.0f} B (INFO used_memory) (goal <= 100 B)")
-    print(f"top/health = {top.rate / health.rate:.2f}, around/health = "
-          f"{around.rate / health.rate:.2f} (goal >= 0.6 each); rebuild {seconds:.1f} s; "
-          f"{per_member:.0f} B/member")
+    print(
+        f"Redis memory per member: {per_member:.0f} B (MEMORY USAGE), "
+        f"{per_member_info:.0f} B (INFO used_memory) (goal <= 100 B)"
+    )
+    print(
+        f"top/health = {top.rate / health.rate:.2f}, around/health = "
+        f"{around.rate / health.rate:.2f} (goal >= 0.6 each); rebuild {seconds:.1f} s; "
+        f"{per_member:.0f} B/member"
+    )
 
 
 if __name__ == "__main__":

@@ -25,14 +25,20 @@ from pathlib import Path
 from gamify.embedded.ports import free_port
 
 
-def start(data_dir: Path, port: int, workers: int, extra_env: dict[str, str] | None = None,
-          ) -> tuple[subprocess.Popen[bytes], float]:
+def start(
+    data_dir: Path,
+    port: int,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
     env |= {"GAMIFY_DATA_DIR": str(data_dir), "GAMIFY_LOG_LEVEL": "WARNING", **(extra_env or {})}
     began = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "gamify", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     while True:
         try:
@@ -58,7 +64,9 @@ def wrk(url: str, connections: int, seconds: int) -> float:
     threads = str(min(connections, 2))
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(connections), "-d", f"{seconds}s", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if match is None:
@@ -86,8 +94,10 @@ def main() -> None:
             ready = wrk(f"{base}/ready", args.connections, args.seconds)
         finally:
             stop(process)
-    print(f"GET /health: {health:,.0f} req/s at {args.connections} connections, "
-          f"{args.workers} worker(s)")
+    print(
+        f"GET /health: {health:,.0f} req/s at {args.connections} connections, "
+        f"{args.workers} worker(s)"
+    )
     print(f"GET /ready:  {ready:,.0f} req/s")
     print(f"ready/health = {ready / health:.2f}")
 

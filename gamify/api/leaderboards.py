@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, get
@@ -17,6 +18,7 @@ from gamify.problems import ApiError, FieldProblem, invalid
 from gamify.services import Services, services_of
 from gamify.store import players
 
+T = TypeVar("T")
 BoardName = Annotated[
     str, Parameter(description="`campaign`, or a window the campaign names (`daily`, `weekly`)")
 ]
@@ -68,15 +70,14 @@ class LeaderboardController(Controller):
         ready_key = keys.ready(tenant, campaign_id)
         names = _names(services, tenant)
         try:
-            try:
-                found = await reader.page(
+            found = await _when_ready(
+                services,
+                tenant,
+                campaign_id,
+                lambda: reader.page(
                     services.redis, key, ready_key, compiled.bits, limit, after, names
-                )
-            except reader.NotReady:
-                await _wait_ready(services, tenant, campaign_id)
-                found = await reader.page(
-                    services.redis, key, ready_key, compiled.bits, limit, after, names
-                )
+                ),
+            )
         except reader.BadCursor as exc:
             raise invalid([FieldProblem("after", str(exc))]) from None
         shown = Board(board, found.total, found.entries, found.next, window)
@@ -99,15 +100,14 @@ class LeaderboardController(Controller):
         compiled, key, _ = await _board(services, tenant, campaign_id, board, period)
         ready_key = keys.ready(tenant, campaign_id)
         names = _names(services, tenant)
-        try:
-            found = await reader.around(
+        found = await _when_ready(
+            services,
+            tenant,
+            campaign_id,
+            lambda: reader.around(
                 services.redis, key, ready_key, compiled.bits, player, around, names
-            )
-        except reader.NotReady:
-            await _wait_ready(services, tenant, campaign_id)
-            found = await reader.around(
-                services.redis, key, ready_key, compiled.bits, player, around, names
-            )
+            ),
+        )
         if found is None:
             raise ApiError(404, "Not Found", f"{player} has no score on this board")
         return Standing(found.rank, found.score, found.total, found.percentile, found.around)
@@ -130,6 +130,17 @@ async def _board(
     elif period is not None:
         raise invalid([FieldProblem("period", "the campaign board has no periods")])
     return compiled, keys.board(tenant, campaign_id, board, window), window
+
+
+async def _when_ready(
+    services: Services, tenant: str, campaign_id: str, read: Callable[[], Awaitable[T]]
+) -> T:
+    """`read()`, and if the boards turn out not to be built, again once they are."""
+    try:
+        return await read()
+    except reader.NotReady:
+        await _wait_ready(services, tenant, campaign_id)
+        return await read()
 
 
 async def _wait_ready(services: Services, tenant: str, campaign_id: str) -> None:
