@@ -8,41 +8,45 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 import badges
-from gamify import campaign
 from gamify.boards import encoding
 from gamify.boards.windows import WINDOWS
+from gamify.campaign import Campaign, parse
 from gamify.store.campaigns import OpenCampaign
 
 
-class CompiledCampaign(msgspec.Struct, frozen=True, dict=True):
+class CompiledCampaign(msgspec.Struct, frozen=True):
+    """A campaign ready for the write path; everything derived once, when compiled, since the
+    write path asks for it for every event."""
+
     id: str
     version: int
-    campaign: campaign.Campaign
+    campaign: Campaign
     engine: badges.Engine
+    starts_at: datetime
+    closes_at: datetime  # ends_at + grace
+    zone: ZoneInfo
+    windows: tuple[str, ...]  # the window boards the campaign names (`daily`, `weekly`)
+    bits: int  # time bits of the board encoding (see boards.encoding)
+
+    @classmethod
+    def build(cls, campaign_id: str, version: int, parsed: Campaign) -> CompiledCampaign:
+        rules = parsed.rules
+        closes_at = rules.ends_at + parsed.grace
+        return cls(
+            campaign_id,
+            version,
+            parsed,
+            badges.compile_rules(rules),
+            rules.starts_at,
+            closes_at,
+            ZoneInfo(rules.timezone),
+            tuple(b for b in parsed.leaderboards if b in WINDOWS),
+            encoding.time_bits(closes_at - rules.starts_at),
+        )
 
     def counts(self, occurred_at: datetime) -> bool:
         """Whether an event at `occurred_at` falls inside [starts_at, ends_at + grace]."""
-        rules = self.campaign.rules
-        return rules.starts_at <= occurred_at <= rules.ends_at + self.campaign.grace
-
-    @property
-    def starts_at(self) -> datetime:
-        return self.campaign.rules.starts_at
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.campaign.rules.timezone)
-
-    @property
-    def windows(self) -> list[str]:
-        """The window boards the campaign names (`daily`, `weekly`)."""
-        return [b for b in self.campaign.leaderboards if b in WINDOWS]
-
-    @property
-    def bits(self) -> int:
-        """Time bits of the board encoding (see boards.encoding)."""
-        rules = self.campaign.rules
-        return encoding.time_bits(rules.ends_at + self.campaign.grace - rules.starts_at)
+        return self.starts_at <= occurred_at <= self.closes_at
 
 
 class EngineCache:
@@ -54,9 +58,7 @@ class EngineCache:
         cached = self._compiled.get(key)
         if cached is None or cached.version != open_campaign.version:
             # Stored documents were validated when written; parsing again cannot fail.
-            parsed = campaign.parse(open_campaign.document)
-            cached = CompiledCampaign(
-                open_campaign.id, open_campaign.version, parsed, badges.compile_rules(parsed.rules)
-            )
+            parsed = parse(open_campaign.document)
+            cached = CompiledCampaign.build(open_campaign.id, open_campaign.version, parsed)
             self._compiled[key] = cached
         return cached

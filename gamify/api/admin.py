@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 
 from gamify import auth
 from gamify.problems import ApiError, FieldProblem, invalid
@@ -15,6 +15,7 @@ from gamify.services import services_of
 from gamify.store import tenants
 
 TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+KEY_ID_MAX = 2**63 - 1  # a Postgres bigint
 Scope = Annotated[str, msgspec.Meta(description="one of " + ", ".join(auth.SCOPES))]
 
 
@@ -83,7 +84,10 @@ class AdminController(Controller):
         summary="Revoke an API key (instances stop accepting it within 10 seconds)",
     )
     async def revoke_key(
-        self, request: Request[Any, Any, Any], tenant_id: FromPath[str], key_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: FromPath[str],
+        key_id: Annotated[int, Parameter(ge=1, le=KEY_ID_MAX)],
     ) -> None:
         async with services_of(request).db.acquire() as conn:
             if not await tenants.revoke_key(conn, tenant_id, key_id, actor="admin"):
