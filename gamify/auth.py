@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import math
 import secrets
-import time
 from typing import Any
 
 import msgspec
@@ -20,9 +19,6 @@ from gamify.store import tenants
 
 SCOPES = ("events:write", "campaigns:write", "read", "players:token")
 KEY_PREFIX = "gk_"
-# A revoked key keeps working on an instance for at most this long.
-KEY_CACHE_SECONDS = 10.0
-KEY_CACHE_MAX = 10_000
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -82,18 +78,14 @@ async def authenticate(
         return Principal(verified.tenant, frozenset({"read"}), player=verified.player)
     services = services_of(connection)
     digest = hash_key(credential)
-    cached = services.key_cache.get(digest)
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        principal: Principal = cached[0]
-        return principal
+    cached: Principal | None = services.key_cache.get(digest)
+    if cached is not None:
+        return cached
     stored = await tenants.key_by_hash(services.db, digest)
     if stored is None:
         raise unauthorized("unknown or revoked API key")
     principal = Principal(stored.tenant, frozenset(stored.scopes), stored.id, stored.rate_limit)
-    if len(services.key_cache) >= KEY_CACHE_MAX:
-        services.key_cache.clear()
-    services.key_cache[digest] = (principal, now + KEY_CACHE_SECONDS)
+    services.key_cache[digest] = principal
     return principal
 
 

@@ -16,7 +16,6 @@ import badges
 from gamify.problems import FieldProblem, field_problem_from_message
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-BOARDS = ("campaign", "daily", "weekly")
 # Fields that only matter for presentation or delivery: changeable after the start.
 MUTABLE_WHEN_LIVE = frozenset({"name", "description", "loyalty"})
 Status = Literal["scheduled", "live", "ended", "cancelled"]

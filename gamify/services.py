@@ -17,6 +17,8 @@ from gamify.engines import EngineCache
 from gamify.settings import Settings
 
 NAMES_TTL = 5.0
+# A revoked key keeps working on an instance for at most this long.
+KEY_CACHE_SECONDS = 10.0
 TOP_PAGE_TTL = 0.25
 
 
@@ -41,8 +43,10 @@ class Services:
     top_pages: TTLCache[str, dict[int, Any]] = field(
         default_factory=lambda: TTLCache(maxsize=10_000, ttl=TOP_PAGE_TTL)
     )
-    # Authenticated key lookups, hash -> (principal, expires at monotonic time).
-    key_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
+    # Authenticated key lookups, key hash -> principal, for KEY_CACHE_SECONDS.
+    key_cache: TTLCache[bytes, Any] = field(
+        default_factory=lambda: TTLCache(maxsize=10_000, ttl=KEY_CACHE_SECONDS)
+    )
 
     def __post_init__(self) -> None:
         self.boards = Boards(self.db, self.redis, self.engines, self._written)

@@ -10,7 +10,6 @@ import msgspec
 from gamify.problems import FieldProblem, field_problem_from_msgspec
 
 MAX_EVENTS = 1000
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -104,14 +104,10 @@ class Boards:
 
     async def lookup(self, tenant: str, campaign: str) -> CompiledCampaign | None:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT id, version, document FROM campaigns WHERE tenant_id = $1 AND id = $2",
-                tenant,
-                campaign,
-            )
+            row = await campaigns.get(conn, tenant, campaign)
         if row is None:
             return None
-        return self.engines.get(tenant, OpenCampaign(row["id"], row["version"], row["document"]))
+        return self.engines.get(tenant, OpenCampaign(row.id, row.version, row.document))
 
     async def _rebuild(self, tenant: str, campaign: str) -> None:
         compiled = await self.compiled(tenant, campaign)

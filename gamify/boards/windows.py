@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 WINDOWS = ("daily", "weekly")
@@ -13,14 +13,6 @@ def period_of(board: str, moment: datetime, zone: ZoneInfo) -> date:
     """The first local day of the window holding `moment` (Monday for weekly)."""
     day = moment.astimezone(zone).date()
     return day - timedelta(days=day.weekday()) if board == "weekly" else day
-
-
-def bounds(board: str, period: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The window as [start, end) instants; a DST day is 23 or 25 hours long."""
-    days = 7 if board == "weekly" else 1
-    start = datetime.combine(period, time(), zone)
-    end = datetime.combine(period + timedelta(days=days), time(), zone)
-    return start, end
 
 
 def valid_period(board: str, period: date) -> bool:
