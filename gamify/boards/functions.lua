@@ -29,7 +29,47 @@ local function set_scores(keys, args)
   return out
 end
 
-redis.register_function('gamify_set_scores', set_scores)
+redis.register_function('gamify_set_scores', set_scores)  -- kept for instances of the previous release
+
+-- Many players of one campaign at once: what one committed batch changed. Python's client
+-- spends far more per command than Redis does, so a batch is one command, not one per player.
+-- KEYS[1] is the campaign's ready marker, KEYS[2..n] the boards named below by index.
+-- ARGV[1] is the number of writes; each write is a player, its number of boards, then per
+-- board an index into KEYS, a mode and an encoded score (modes as in set_scores). The rest
+-- of ARGV are reads: a board index and a player whose rank is wanted as it stands.
+-- Returns the ready flag; for each write and board, the old and new 0-based ranks; for each
+-- read, the rank (-1: not ranked).
+local function set_many(keys, args)
+  local out = {redis.call('EXISTS', keys[1])}
+  local at = 2
+  for _ = 1, tonumber(args[1]) do
+    local player, boards = args[at], tonumber(args[at + 1])
+    at = at + 2
+    for _ = 1, boards do
+      local key, mode, score = keys[tonumber(args[at])], args[at + 1], args[at + 2]
+      at = at + 3
+      local old = redis.call('ZREVRANK', key, player)
+      if mode == 'del' then
+        redis.call('ZREM', key, player)
+      elseif mode == 'gt' then
+        redis.call('ZADD', key, 'GT', score, player)
+      else
+        redis.call('ZADD', key, score, player)
+      end
+      local new = redis.call('ZREVRANK', key, player)
+      out[#out + 1] = old == false and -1 or old
+      out[#out + 1] = new == false and -1 or new
+    end
+  end
+  while at < #args do
+    local rank = redis.call('ZREVRANK', keys[tonumber(args[at])], args[at + 1])
+    out[#out + 1] = rank == false and -1 or rank
+    at = at + 2
+  end
+  return out
+end
+
+redis.register_function('gamify_set_many', set_many)
 
 -- KEYS[1] is a board, KEYS[2] its campaign's ready marker; ARGV[1] a player and ARGV[2] how
 -- many neighbours on each side. Returns {-1} when the boards are not built, nothing when the

@@ -7,7 +7,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 LIBRARY = (Path(__file__).parent / "functions.lua").read_text()
-SET_SCORES = "gamify_set_scores"
+SET_MANY = "gamify_set_many"
 AROUND = "gamify_around"
 
 

@@ -47,7 +47,7 @@ class BoardWriter:
         updates: list[BoardUpdate],
     ) -> list[EventResult]:
         wanted = {
-            (self._key(tenant, score), player)
+            (score.campaign, self._key(tenant, score), player)
             for result, player in zip(results, players, strict=True)
             for score in result.scores
         }
@@ -75,36 +75,31 @@ class BoardWriter:
         ]
 
     async def _write(
-        self, tenant: str, updates: list[BoardUpdate], wanted: set[tuple[str, str]]
+        self, tenant: str, updates: list[BoardUpdate], wanted: set[tuple[str, str, str]]
     ) -> Ranks:
+        """One Function call per campaign (all its keys share a cluster slot), pipelined."""
+        calls: dict[str, _Call] = {}
+
+        def call(campaign: str) -> _Call:
+            if campaign not in calls:
+                calls[campaign] = _Call(keys.ready(tenant, campaign))
+            return calls[campaign]
+
+        for update in updates:
+            call(update.campaign).write(update)
         written = {(score.key, u.player) for u in updates for score in u.scores}
-        reads = sorted(wanted - written)
+        for campaign, key, player in sorted(wanted):
+            if (key, player) not in written:
+                call(campaign).read(key, player)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for update in updates:
-                board_keys = [update.ready_key, *(s.key for s in update.scores)]
-                pipe.fcall(
-                    functions.SET_SCORES,
-                    len(board_keys),
-                    *board_keys,
-                    update.player,
-                    *(part for s in update.scores for part in (s.mode, s.encoded or 0)),
-                )
-            for key, player in reads:
-                pipe.zrevrank(key, player)
+            for each in calls.values():
+                pipe.fcall(functions.SET_MANY, len(each.keys), *each.keys, *each.args())
             replies = await pipe.execute()
         ranks: Ranks = {}
-        for update, reply in zip(updates, replies, strict=False):
+        for campaign, each, reply in zip(calls, calls.values(), replies, strict=True):
             if not reply[0]:
-                self.on_missing(tenant, update.campaign)
-            for i, score in enumerate(update.scores):
-                old, new = reply[1 + 2 * i], reply[2 + 2 * i]
-                ranks[(score.key, update.player)] = (
-                    old + 1 if old >= 0 else None,
-                    new + 1 if new >= 0 else None,
-                )
-        for (key, player), rank in zip(reads, replies[len(updates) :], strict=True):
-            current = rank + 1 if rank is not None else None
-            ranks[(key, player)] = (current, current)
+                self.on_missing(tenant, campaign)
+            each.ranks(reply, ranks)
         return ranks
 
     @staticmethod
@@ -121,3 +116,51 @@ class BoardWriter:
             previous, current = ranks.get((self._key(tenant, score), player), (None, None))
             scores.append(msgspec.structs.replace(score, rank=current, previous_rank=previous))
         return msgspec.structs.replace(result, scores=scores)
+
+
+class _Call:
+    """The arguments of one `gamify_set_many` call, and how to read its reply."""
+
+    def __init__(self, ready_key: str) -> None:
+        self.keys = [ready_key]
+        self._index: dict[str, int] = {}
+        self._writes: list[BoardUpdate] = []
+        self._write_args: list[str | int] = []
+        self._reads: list[tuple[str, str]] = []
+        self._read_args: list[str | int] = []
+
+    def _key(self, key: str) -> int:
+        """The 1-based position of `key` in KEYS (Lua counts from 1)."""
+        if key not in self._index:
+            self.keys.append(key)
+            self._index[key] = len(self.keys)
+        return self._index[key]
+
+    def write(self, update: BoardUpdate) -> None:
+        self._writes.append(update)
+        self._write_args += [update.player, len(update.scores)]
+        for score in update.scores:
+            self._write_args += [self._key(score.key), score.mode, score.encoded or 0]
+
+    def read(self, key: str, player: str) -> None:
+        self._reads.append((key, player))
+        self._read_args += [self._key(key), player]
+
+    def args(self) -> list[str | int]:
+        return [len(self._writes), *self._write_args, *self._read_args]
+
+    def ranks(self, reply: list[int], into: Ranks) -> None:
+        at = 1
+        for update in self._writes:
+            for score in update.scores:
+                old, new = reply[at], reply[at + 1]
+                at += 2
+                into[(score.key, update.player)] = (_rank(old), _rank(new))
+        for read in self._reads:
+            current = _rank(reply[at])
+            at += 1
+            into[read] = (current, current)
+
+
+def _rank(zero_based: int) -> int | None:
+    return zero_based + 1 if zero_based >= 0 else None
