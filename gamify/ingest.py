@@ -179,11 +179,15 @@ async def fold(
     folding = _Folding(tenant, stored_states)
     for event, counted_in in zip(events, touched, strict=True):
         folding.apply(event, counted_in)
-    await progress.save(conn, tenant, folding.saved())
-    await progress.award(conn, tenant, list(folding.award_rows.values()))
-    await progress.outbox(conn, tenant, folding.outbox_rows())
     updates, window_rows = folding.board_changes()
-    await progress.windows(conn, tenant, window_rows)
+    await progress.write(
+        conn,
+        tenant,
+        folding.saved(),
+        list(folding.award_rows.values()),
+        folding.outbox_rows(),
+        window_rows,
+    )
     return folding, updates
 
 

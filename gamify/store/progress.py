@@ -21,38 +21,43 @@ ORDER BY p.campaign, p.player
 ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET state = progress.state
 RETURNING campaign_id, player_id, state
 """
-SAVE = """
-UPDATE progress SET state = decode(s.state, 'base64'), score = s.score,
-                    reached_at = s.reached_at, updated_at = now()
-FROM json_to_recordset($2::text::json)
-     AS s (campaign text, player text, state text, score bigint, reached_at timestamptz)
-WHERE progress.tenant_id = $1 AND progress.campaign_id = s.campaign
-  AND progress.player_id = s.player
-"""
-# A moved award keeps its row and takes the earlier time; the primary key makes a second
-# award of the same badge impossible whatever the code above it does.
-AWARD = """
-INSERT INTO awards (tenant_id, campaign_id, player_id, badge_id, awarded_at, first_awarded_at,
-                    points, event_id)
-SELECT $1, a.campaign, a.player, a.badge, a.awarded_at, a.first_awarded_at, a.points, a.event_id
-FROM json_to_recordset($2::text::json)
-     AS a (campaign text, player text, badge text, awarded_at timestamptz,
-           first_awarded_at timestamptz, points int, event_id text)
-ON CONFLICT (tenant_id, campaign_id, player_id, badge_id) DO UPDATE
-SET awarded_at = LEAST(awards.awarded_at, EXCLUDED.awarded_at)
-"""
-OUTBOX = """
-INSERT INTO outbox (tenant_id, kind, campaign_id, player_id, payload)
-SELECT $1, o.kind, o.campaign, o.player, o.payload
-FROM json_to_recordset($2::text::json)
-     AS o (kind text, campaign text, player text, payload jsonb)
-"""
-
-
-WINDOWS = """
-INSERT INTO window_scores (tenant_id, campaign_id, board, period, player_id, score, reached_at)
+# Everything a folded batch writes, in one statement (one round trip instead of four); each
+# part travels as its own JSON array.
+# - progress: an upsert rather than UPDATE ... FROM, so that each row is found through the
+#   primary key: the planner guesses 100 rows for a JSON array and would hash-join it against a
+#   sequential scan of the whole table.
+# - awards: a moved award keeps its row and takes the earlier time; the primary key makes a
+#   second award of the same badge impossible whatever the code above it does.
+# - window_scores: absolute, the rows a rebuild of the window boards reads.
+WRITE = """
+WITH saved AS (
+    INSERT INTO progress AS p (tenant_id, campaign_id, player_id, state, score, reached_at)
+    SELECT $1, s.campaign, s.player, decode(s.state, 'base64'), s.score, s.reached_at
+    FROM json_to_recordset($2::text::json)
+         AS s (campaign text, player text, state text, score bigint, reached_at timestamptz)
+    ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE
+    SET state = EXCLUDED.state, score = EXCLUDED.score, reached_at = EXCLUDED.reached_at,
+        updated_at = now()
+), awarded AS (
+    INSERT INTO awards AS a (tenant_id, campaign_id, player_id, badge_id, awarded_at,
+                             first_awarded_at, points, event_id)
+    SELECT $1, w.campaign, w.player, w.badge, w.awarded_at, w.first_awarded_at, w.points,
+           w.event_id
+    FROM json_to_recordset($3::text::json)
+         AS w (campaign text, player text, badge text, awarded_at timestamptz,
+               first_awarded_at timestamptz, points int, event_id text)
+    ON CONFLICT (tenant_id, campaign_id, player_id, badge_id) DO UPDATE
+    SET awarded_at = LEAST(a.awarded_at, EXCLUDED.awarded_at)
+), queued AS (
+    INSERT INTO outbox (tenant_id, kind, campaign_id, player_id, payload)
+    SELECT $1, o.kind, o.campaign, o.player, o.payload
+    FROM json_to_recordset($4::text::json)
+         AS o (kind text, campaign text, player text, payload jsonb)
+)
+INSERT INTO window_scores AS ws (tenant_id, campaign_id, board, period, player_id, score,
+                                 reached_at)
 SELECT $1, w.campaign, w.board, w.period, w.player, w.score, w.reached_at
-FROM json_to_recordset($2::text::json)
+FROM json_to_recordset($5::text::json)
      AS w (campaign text, board text, period date, player text, score bigint,
            reached_at timestamptz)
 ON CONFLICT (tenant_id, campaign_id, board, period, player_id) DO UPDATE
@@ -103,85 +108,67 @@ async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, bytes]:
     return {Pair(r["campaign_id"], r["player_id"]): bytes(r["state"]) for r in rows}
 
 
-async def save(conn: Conn, tenant: str, saved: list[SavedProgress]) -> None:
-    await _send(
-        conn,
-        SAVE,
+async def write(
+    conn: Conn,
+    tenant: str,
+    saved: list[SavedProgress],
+    awards: list[AwardRow],
+    outbox: list[OutboxRow],
+    windows: list[WindowRow],
+) -> None:
+    """States and scores, awards, outbox rows and window scores of one folded batch."""
+    if not (saved or awards or outbox or windows):
+        return
+    await conn.execute(
+        WRITE,
         tenant,
-        [
-            {
-                "campaign": s.pair.campaign,
-                "player": s.pair.player,
-                "state": s.state,
-                "score": s.score,
-                "reached_at": _utc(s.reached_at),
-            }
-            for s in saved
-        ],
+        _json([_saved_row(s) for s in saved]),
+        _json([_award_row(a) for a in awards]),
+        _json([_outbox_row(r) for r in outbox]),
+        _json([_window_row(r) for r in windows]),
     )
 
 
-async def award(conn: Conn, tenant: str, awards: list[AwardRow]) -> None:
-    await _send(
-        conn,
-        AWARD,
-        tenant,
-        [
-            {
-                "campaign": a.pair.campaign,
-                "player": a.pair.player,
-                "badge": a.badge,
-                "awarded_at": _utc(a.awarded_at),
-                "first_awarded_at": _utc(a.first_awarded_at),
-                "points": a.points,
-                "event_id": a.event_id,
-            }
-            for a in awards
-        ],
-    )
+def _saved_row(s: SavedProgress) -> dict[str, Any]:
+    return {
+        "campaign": s.pair.campaign,
+        "player": s.pair.player,
+        "state": s.state,
+        "score": s.score,
+        "reached_at": _utc(s.reached_at),
+    }
 
 
-async def outbox(conn: Conn, tenant: str, rows: list[OutboxRow]) -> None:
-    await _send(
-        conn,
-        OUTBOX,
-        tenant,
-        [
-            {
-                "kind": r.kind,
-                "campaign": r.pair.campaign,
-                "player": r.pair.player,
-                "payload": r.payload,
-            }
-            for r in rows
-        ],
-    )
+def _award_row(a: AwardRow) -> dict[str, Any]:
+    return {
+        "campaign": a.pair.campaign,
+        "player": a.pair.player,
+        "badge": a.badge,
+        "awarded_at": _utc(a.awarded_at),
+        "first_awarded_at": _utc(a.first_awarded_at),
+        "points": a.points,
+        "event_id": a.event_id,
+    }
 
 
-async def windows(conn: Conn, tenant: str, rows: list[WindowRow]) -> None:
-    """Window board scores, absolute: the rows a rebuild of the window boards reads."""
-    await _send(
-        conn,
-        WINDOWS,
-        tenant,
-        [
-            {
-                "campaign": r.campaign,
-                "board": r.board,
-                "period": r.period,
-                "player": r.player,
-                "score": r.score,
-                "reached_at": _utc(r.reached_at),
-            }
-            for r in rows
-        ],
-    )
+def _outbox_row(r: OutboxRow) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "campaign": r.pair.campaign,
+        "player": r.pair.player,
+        "payload": r.payload,
+    }
 
 
-async def _send(conn: Conn, sql: str, tenant: str, rows: list[dict[str, Any]]) -> None:
-    """One statement for a whole batch, its rows as one JSON array."""
-    if rows:
-        await conn.execute(sql, tenant, _json(rows))
+def _window_row(r: WindowRow) -> dict[str, Any]:
+    return {
+        "campaign": r.campaign,
+        "board": r.board,
+        "period": r.period,
+        "player": r.player,
+        "score": r.score,
+        "reached_at": _utc(r.reached_at),
+    }
 
 
 PROFILE = """
