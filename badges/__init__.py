@@ -46,13 +46,16 @@ is 24 hours; years and months are rejected (no fixed length).
 
 Effects. `apply` returns the awards it made, the held badges whose `awarded_at` moved earlier,
 score and `reached_at` before and after, and the progress (`current`/`target`) of the badges the
-events advanced (a badge already held cannot advance; `progress()` lists every badge).
+events advanced (a badge already held cannot advance; `progress()` lists every badge). A caller
+that does not read that progress passes `apply(..., progress=False)`: `Effects.progress` is then
+empty, and the call cheaper.
 
 Speed. `compile_rules` indexes the rules by event type and by (attribute, value), so an event
 reaches only the badges it can change. An event later than everything retained for the player
 is folded incrementally; a late one is inserted into the history and only the criteria it counts
 for are refolded. An event that only counts for badges the player already holds (earlier) and
-earns no scoring points is not retained: it can never matter again.
+earns no scoring points is not retained: it can never matter again. A list of one event, the
+service's way of calling, takes a path of its own without the batch machinery (same result).
 
 History cap
 -----------

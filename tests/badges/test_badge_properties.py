@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -287,3 +288,34 @@ def test_past_the_history_cap_late_events_newer_than_the_checkpoint_stay_exact(
         state, _ = apply(engine, state, batch)
     if not older_than_checkpoint:
         assert observed(state) == outcome(rules, events)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_single_event_path_agrees_with_the_batch_path(data: st.DataObject) -> None:
+    """`apply` with a list of one event takes a path of its own: same effects, same state."""
+    rules = data.draw(campaigns())
+    events = data.draw(event_lists())
+    arrival = [e for batch in data.draw(deliveries(events)) for e in batch]
+    engine = compile_rules(rules, history_cap=data.draw(st.sampled_from([4, 10_000])))
+    single: PlayerState | None = None
+    batch: PlayerState | None = None
+    quiet: PlayerState | None = None
+    for event in arrival:
+        single, fast = apply(engine, single, [event])
+        batch, slow = apply(engine, batch, (event,))  # not a list: the general path
+        quiet, brief = apply(engine, quiet, [event], progress=False)
+        # JSON, not ==: returned datetimes must also carry the same offsets.
+        assert msgspec.json.encode(fast) == msgspec.json.encode(slow)
+        assert msgspec.json.encode(brief) == msgspec.json.encode(
+            Effects(
+                fast.awarded,
+                fast.moved,
+                fast.score_before,
+                fast.score_after,
+                fast.reached_at_before,
+                fast.reached_at_after,
+                [],
+            )
+        )
+        assert single.to_bytes() == batch.to_bytes() == quiet.to_bytes()
