@@ -23,9 +23,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset: pooled connections never take advisory locks, LISTEN or SET (the
+    migrations run on a connection of their own). asyncpg still rolls back an open transaction
+    on release; its default reset query would cost one more round trip per transaction."""
+
+
 async def connect(url: str, size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=size, init=_init_connection, command_timeout=30
+        url,
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=30,
     )
     assert pool is not None
     return pool

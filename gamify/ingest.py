@@ -217,7 +217,10 @@ class _Folding:
             pair = Pair(compiled.id, event.player)
             if pair not in self.compiled:
                 self._first_touch(pair, compiled)
-            state, effects = badges.apply(compiled.engine, self.states.get(pair), [engine_event])
+            # Nothing here reads per-badge progress (profiles compute it from the state).
+            state, effects = badges.apply(
+                compiled.engine, self.states.get(pair), [engine_event], progress=False
+            )
             self.states[pair] = state
             self.before.setdefault(pair, (effects.score_before, effects.reached_at_before))
             self.after[pair] = (effects.score_after, effects.reached_at_after)
