@@ -100,7 +100,9 @@ class PlayerController(Controller):
             if row is None:
                 raise _not_found(player)
             standings = await progress.of_player(conn, principal.tenant, player)
-            held = await progress.held(conn, principal.tenant, player)
+            held = await progress.held(
+                conn, principal.tenant, player, [s.campaign for s in standings]
+            )
         shown = _standings(services, principal.tenant, standings, held)
         return Profile(
             player, row.display_name, await _ranked(services, principal.tenant, player, shown)

@@ -177,9 +177,11 @@ FROM progress p JOIN campaigns c ON c.tenant_id = p.tenant_id AND c.id = p.campa
 WHERE p.tenant_id = $1 AND p.player_id = $2
 ORDER BY p.campaign_id
 """
+# By campaign as well: the primary key leads (tenant, campaign, player), and without the
+# campaign a server older than PostgreSQL 18 (no skip scans) reads every award of the tenant.
 HELD = """
 SELECT campaign_id, badge_id, awarded_at FROM awards
-WHERE tenant_id = $1 AND player_id = $2
+WHERE tenant_id = $1 AND campaign_id = ANY($3::text[]) AND player_id = $2
 ORDER BY campaign_id, awarded_at, badge_id
 """
 
@@ -206,6 +208,7 @@ async def of_player(conn: Conn, tenant: str, player: str) -> list[PlayerCampaign
     ]
 
 
-async def held(conn: Conn, tenant: str, player: str) -> list[HeldAward]:
-    rows = await conn.fetch(HELD, tenant, player)
+async def held(conn: Conn, tenant: str, player: str, campaigns: list[str]) -> list[HeldAward]:
+    """The badges `player` holds in `campaigns`."""
+    rows = await conn.fetch(HELD, tenant, player, campaigns)
     return [HeldAward(r["campaign_id"], r["badge_id"], r["awarded_at"]) for r in rows]
