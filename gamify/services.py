@@ -16,7 +16,8 @@ from gamify.coalesce import Coalescer
 from gamify.engines import EngineCache
 from gamify.settings import Settings
 
-NAMES_TTL = 5.0
+# A rename shows at once on the instance that took it, and within this long on the others.
+NAMES_TTL = 60.0
 # A revoked key keeps working on an instance for at most this long.
 KEY_CACHE_SECONDS = 10.0
 TOP_PAGE_TTL = 0.25

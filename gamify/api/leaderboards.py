@@ -155,7 +155,7 @@ async def _wait_ready(services: Services, tenant: str, campaign_id: str) -> None
 
 def _names(services: Services, tenant: str) -> reader.Names:
     """Display names, from a short-lived per-instance cache: the top of a board is asked
-    for again and again, and a renamed player shows within NAMES_TTL seconds."""
+    for again and again (see NAMES_TTL for how soon a rename shows)."""
     cache = services.names
 
     async def names(ids: list[str]) -> dict[str, str | None]:

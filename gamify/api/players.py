@@ -77,10 +77,12 @@ class PlayerController(Controller):
         player: FromPath[PlayerId],
         data: JSONBody[PlayerIn],
     ) -> PlayerOut:
-        async with services_of(request).db.acquire() as conn:
+        services = services_of(request)
+        async with services.db.acquire() as conn:
             row = await players.upsert(
                 conn, request.auth.tenant, player, data.display_name, data.metadata
             )
+        services.names[(request.auth.tenant, player)] = row.display_name
         return PlayerOut(row.id, row.display_name, row.metadata)
 
     @get(
