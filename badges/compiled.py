@@ -181,22 +181,22 @@ class Engine:
         the badges whose ids are in `skip` (held ones, mostly: the cheapest test goes first)."""
         found: list[tuple[int, object]] = []
         for index, badge, checks, extract, payload in kind.plain:
-            if badge not in skip and (not checks or passes(checks, attributes)):
-                if extract is None:
-                    found.append((index, payload))
-                elif (value := extract(attributes, payload)) is not MISSING:
-                    found.append((index, value))
+            if badge in skip or (checks and not passes(checks, attributes)):
+                continue
+            if extract is not None and (payload := extract(attributes, payload)) is MISSING:
+                continue
+            found.append((index, payload))
         for slot, table in kind.keyed.items():
             value = attributes.get(slot, MISSING)
             taps = table.get(value if type(value) is str else scalar_key(value))
             if taps is None:
                 continue
             for index, badge, checks, extract, payload in taps:
-                if badge not in skip and (not checks or passes(checks, attributes)):
-                    if extract is None:
-                        found.append((index, payload))
-                    elif (value := extract(attributes, payload)) is not MISSING:
-                        found.append((index, value))
+                if badge in skip or (checks and not passes(checks, attributes)):
+                    continue
+                if extract is not None and (payload := extract(attributes, payload)) is MISSING:
+                    continue
+                found.append((index, payload))
         return found
 
     def score(self, kind: TypeIndex, attributes: Attributes) -> int:

@@ -68,6 +68,7 @@ def _cap(engine: Engine, state: PlayerState) -> None:
 def _apply_one(engine: Engine, state: PlayerState, event: Event, progress: bool) -> Effects:
     """`apply` for one event: the same result as the general path (tests compare them)."""
     memo = state.memo()
+    reached_before = _reached_at(state, memo, None)
     kind = engine.types.get(event.type)
     if kind is not None and event.id not in memo.ids:
         occurred = event.occurred_at
@@ -75,14 +76,15 @@ def _apply_one(engine: Engine, state: PlayerState, event: Event, progress: bool)
         if engine.starts <= t <= engine.ends:
             fact = Fact(t, event.id, kind.code, project(event.attributes, kind.names))
             if _after(fact, state):
-                return _advance_one(engine, state, memo, kind, fact, occurred, progress)
+                return _advance_one(
+                    engine, state, memo, kind, fact, occurred, reached_before, progress
+                )
             run = _Run(engine, state, progress)
             run.instants[t] = occurred
             _refold(run, [fact])
             _cap(engine, state)
             return run.effects()
-    reached_at = _reached_at(state, memo, None)
-    return Effects([], [], state.score, state.score, reached_at, reached_at, [])
+    return Effects([], [], state.score, state.score, reached_before, reached_before, [])
 
 
 def _reached_at(
@@ -90,7 +92,9 @@ def _reached_at(
 ) -> datetime | None:
     """`state.reached` as a datetime, remembered: it is reported before and after every call."""
     reached = state.reached
-    if memo.reached != reached:
+    # `is`, not ==: the memo holds the very int it converted, and comparing values would read
+    # that int, one more cache miss among thousands of players' states.
+    if memo.reached is not reached:
         memo.reached = reached
         if reached is None:
             memo.reached_at = None
@@ -106,13 +110,13 @@ def _advance_one(
     kind: TypeIndex,
     fact: Fact,
     occurred: datetime,
+    reached_before: datetime | None,
     progress: bool,
 ) -> Effects:
-    """`_advance` for the one event of a call, reporting straight into `Effects`: for the common
-    case, a third less time than going through `_Run`."""
-    score_before = state.score
-    reached_before = _reached_at(state, memo, None)
+    """`_advance` for the one event of a call, reporting straight into `Effects` rather than
+    through a `_Run`: a quarter less time for the service's common case."""
     t, attributes = fact.t, fact.attributes
+    score_before = state.score
     points = engine.score(kind, attributes) if kind.scoring else kind.points
     found = engine.match(kind, attributes, state.awards)
     met: list[int] = []
@@ -133,12 +137,11 @@ def _advance_one(
                 accs[index] = None
             met.append(index)
             _award(engine, state, index, t)
+    if found or points:
+        # An event that only counts for badges already held can never matter again.
         state.facts.append(fact)
         memo.ids[fact.id] = None
     if points:
-        if not found:
-            state.facts.append(fact)
-            memo.ids[fact.id] = None
         state.scored += points
         state.score += points
         state.scored_at = state.reached = t
@@ -152,26 +155,18 @@ def _advance_one(
             touched[index] = engine.targets[index]
         run.derive()
         return run.effects()
-    awarded = (
-        [Award(engine.ids[index], occurred, engine.points[index]) for index in met] if met else []
-    )
+    ids, badge_points = engine.ids, engine.points
+    awarded = [Award(ids[index], occurred, badge_points[index]) for index in met]
+    lines: list[Progress] = []
     if progress:
         for index in met:
             touched[index] = engine.targets[index]
-        lines = _progress_lines(engine, state, touched) if touched else []
-    else:
-        lines = []
-    if state.reached == t:  # this event reached the score: report its own datetime
+        if touched:
+            lines = _progress_lines(engine, state, touched)
+    if state.reached is t:  # this event reached the score: report its own datetime
         memo.reached, memo.reached_at = t, occurred
-    return Effects(
-        awarded,
-        [],
-        score_before,
-        state.score,
-        reached_before,
-        _reached_at(state, memo, None),
-        lines,
-    )
+    reached_after = _reached_at(state, memo, None)
+    return Effects(awarded, [], score_before, state.score, reached_before, reached_after, lines)
 
 
 def _adopt(engine: Engine, state: PlayerState) -> None:
