@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> Litestar:
         services = Services(settings, pool, redis, migrations.latest_version())
         app.state.services = services
         await services.boards.start()
+        await services.backfills.resume()
         try:
             yield
         finally:

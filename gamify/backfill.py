@@ -4,6 +4,11 @@ The events gamify stored before the campaign existed are folded into it, a chunk
 a time, through the write path's own `fold` (same locks, same writes). Live events may arrive
 meanwhile: the engine counts an event id once and its result does not depend on order, so
 the two commute. The boards are rebuilt at the end.
+
+The work owed is in the campaign row (`backfill_pending`, `backfill_after`), so a backfill
+outlives its instance: each chunk locks the row, reads where the last chunk stopped, folds the
+next players and moves the mark in the same transaction. Two instances resuming the same
+campaign therefore take turns, and no chunk is folded twice.
 """
 
 from __future__ import annotations
@@ -23,43 +28,61 @@ from gamify.wire import EventIn
 log = logging.getLogger(__name__)
 
 PLAYERS_PER_TRANSACTION = 200
+RETRY_SECONDS = (1.0, 5.0, 30.0)
+PENDING = "SELECT tenant_id, id FROM campaigns WHERE backfill_pending ORDER BY tenant_id, id"
+CLAIM = """
+SELECT coalesce(backfill_after, '') AS after FROM campaigns
+WHERE tenant_id = $1 AND id = $2 AND backfill_pending
+FOR UPDATE
+"""
 PLAYERS = """
 SELECT DISTINCT player_id FROM events
-WHERE tenant_id = $1 AND occurred_at BETWEEN $2 AND $3
+WHERE tenant_id = $1 AND occurred_at BETWEEN $2 AND $3 AND player_id > $4
 ORDER BY player_id
+LIMIT $5
 """
 EVENTS = """
 SELECT id, player_id, type, occurred_at, attributes FROM events
 WHERE tenant_id = $1 AND player_id = ANY($2::text[]) AND occurred_at BETWEEN $3 AND $4
 ORDER BY occurred_at, id
 """
+ADVANCE = "UPDATE campaigns SET backfill_after = $3 WHERE tenant_id = $1 AND id = $2"
+FINISH = """
+UPDATE campaigns SET backfill_pending = false, backfill_after = NULL
+WHERE tenant_id = $1 AND id = $2
+"""
 
 
 async def backfill(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaign) -> int:
-    """Fold every stored event inside the campaign's window; returns how many were read."""
+    """Fold the stored events the campaign still owes; returns how many this call folded."""
+    total = 0
+    while (folded := await _next_chunk(pool, tenant, compiled)) is not None:
+        total += folded
+    log.info("backfilled %s/%s: %d stored events folded here", tenant, compiled.id, total)
+    return total
+
+
+async def _next_chunk(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaign) -> int | None:
+    """Fold the next chunk of players; None once nothing is owed."""
     rules = compiled.campaign.rules
     window = (rules.starts_at, rules.ends_at + compiled.campaign.grace)
-    async with pool.acquire() as conn:
-        players = [r["player_id"] for r in await conn.fetch(PLAYERS, tenant, *window)]
-    total = 0
-    for i in range(0, len(players), PLAYERS_PER_TRANSACTION):
-        chunk = players[i : i + PLAYERS_PER_TRANSACTION]
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(EVENTS, tenant, chunk, *window)
-            events = [
-                EventIn(r["id"], r["player_id"], r["type"], r["occurred_at"], r["attributes"])
-                for r in rows
-            ]
-            await fold(conn, tenant, events, [[compiled]] * len(events))
-        total += len(rows)
-    log.info(
-        "backfilled %s/%s from %d stored events of %d players",
-        tenant,
-        compiled.id,
-        total,
-        len(players),
-    )
-    return total
+    async with pool.acquire() as conn, conn.transaction():
+        after: str | None = await conn.fetchval(CLAIM, tenant, compiled.id)
+        if after is None:
+            return None  # finished, here or by another instance
+        found = await conn.fetch(PLAYERS, tenant, *window, after, PLAYERS_PER_TRANSACTION)
+        players = [r["player_id"] for r in found]
+        if not players:
+            await conn.execute(FINISH, tenant, compiled.id)
+            return 0
+        rows = await conn.fetch(EVENTS, tenant, players, *window)
+        events = [
+            EventIn(r["id"], r["player_id"], r["type"], r["occurred_at"], r["attributes"])
+            for r in rows
+        ]
+        await fold(conn, tenant, events, [[compiled]] * len(events))
+        await conn.execute(ADVANCE, tenant, compiled.id, players[-1])
+    return len(rows)
 
 
 class Backfills:
@@ -76,18 +99,33 @@ class Backfills:
         task.add_done_callback(self._running.discard)
         return task
 
+    async def resume(self) -> None:
+        """Start every backfill still owed (an instance stopped, or failed, in the middle)."""
+        async with self.pool.acquire() as conn:
+            pending = await conn.fetch(PENDING)
+        for row in pending:
+            self.start(row["tenant_id"], row["id"])
+
     async def _run(self, tenant: str, campaign: str) -> None:
-        try:
-            compiled = await self.boards.lookup(tenant, campaign)
-            if compiled is None:
+        for attempt in range(len(RETRY_SECONDS) + 1):
+            try:
+                await self._once(tenant, campaign)
                 return
-            await backfill(self.pool, tenant, compiled)
-            # A rebuild that started before the backfill ended may have missed some of it:
-            # run one more (waiting out any that holds the lock).
-            while await rebuild(self.pool, self.boards.redis, tenant, compiled) is None:
-                await asyncio.sleep(0.2)
-        except Exception:
-            log.exception("backfill of %s/%s failed", tenant, campaign)
+            except Exception:
+                log.exception("backfill of %s/%s failed", tenant, campaign)
+            if attempt < len(RETRY_SECONDS):
+                await asyncio.sleep(RETRY_SECONDS[attempt])
+        # Still owed in the database: the next instance to start takes it up again.
+
+    async def _once(self, tenant: str, campaign: str) -> None:
+        compiled = await self.boards.lookup(tenant, campaign)
+        if compiled is None:
+            return
+        await backfill(self.pool, tenant, compiled)
+        # A rebuild that started before the backfill ended may have missed some of it:
+        # run one more (waiting out any that holds the lock).
+        while await rebuild(self.pool, self.boards.redis, tenant, compiled) is None:
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         for task in list(self._running):

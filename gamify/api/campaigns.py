@@ -85,7 +85,7 @@ class CampaignController(Controller):
             row = await campaigns.create(conn, principal.tenant, parsed, actor=principal.actor)
         if row is None:
             raise ApiError(409, "Conflict", f"campaign {parsed.id} already exists")
-        if row.starts_at < datetime.now(UTC):
+        if row.backfill_pending:
             # Events reported before the campaign existed count too, folded in the background.
             services_of(request).backfills.start(principal.tenant, row.id)
         return _out(row)
@@ -140,6 +140,9 @@ class CampaignController(Controller):
             row = await campaigns.update(
                 conn, principal.tenant, parsed, actor=principal.actor, changed=changed
             )
+        if row.backfill_pending and "starts_at" in changed:
+            # Moved to start in the past: the events already reported in the new window count.
+            services_of(request).backfills.start(principal.tenant, row.id)
         return _out(row)
 
     @post(

@@ -13,12 +13,16 @@ from gamify.db import Conn
 from gamify.store import audit
 
 COLUMNS = """
-id, name, document, version, starts_at, ends_at, grace, cancelled_at, created_at, updated_at
+id, name, document, version, starts_at, ends_at, grace, cancelled_at, created_at, updated_at,
+backfill_pending
 """
+# A start in the past means events already stored may count: the backfill owes them.
 INSERT = f"""
 INSERT INTO campaigns
-    (tenant_id, id, name, starts_at, ends_at, timezone, grace, document, closes_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5::timestamptz + $7::interval)
+    (tenant_id, id, name, starts_at, ends_at, timezone, grace, document, closes_at,
+     backfill_pending)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5::timestamptz + $7::interval,
+        $4::timestamptz < now())
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING {COLUMNS}
 """
@@ -32,7 +36,8 @@ ORDER BY id LIMIT $3
 UPDATE = f"""
 UPDATE campaigns
 SET name = $3, starts_at = $4, ends_at = $5, timezone = $6, grace = $7, document = $8,
-    closes_at = $5::timestamptz + $7::interval, version = version + 1, updated_at = now()
+    closes_at = $5::timestamptz + $7::interval, version = version + 1, updated_at = now(),
+    backfill_pending = backfill_pending OR $4::timestamptz < now()
 WHERE tenant_id = $1 AND id = $2
 RETURNING {COLUMNS}
 """
@@ -67,6 +72,7 @@ class CampaignRow(msgspec.Struct, frozen=True):
     cancelled_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    backfill_pending: bool
 
 
 class OpenCampaign(msgspec.Struct, frozen=True):
