@@ -76,14 +76,16 @@ def _apply_one(engine: Engine, state: PlayerState, event: Event, progress: bool)
         if engine.starts <= t <= engine.ends:
             fact = Fact(t, event.id, kind.code, project(event.attributes, kind.names))
             if _after(fact, state):
-                return _advance_one(
+                effects = _advance_one(
                     engine, state, memo, kind, fact, occurred, reached_before, progress
                 )
-            run = _Run(engine, state, progress)
-            run.instants[t] = occurred
-            _refold(run, [fact])
+            else:
+                run = _Run(engine, state, progress)
+                run.instants[t] = occurred
+                _refold(run, [fact])
+                effects = run.effects()
             _cap(engine, state)
-            return run.effects()
+            return effects
     return Effects([], [], state.score, state.score, reached_before, reached_before, [])
 
 
@@ -400,7 +402,7 @@ def _refold(run: _Run, facts: list[Fact]) -> None:
                     continue
                 pending.add(index)
         if keep:
-            insort(state.facts, fact, key=_key)
+            insort(state.facts, fact)  # Facts order by (t, id); retained ids are unique
             run.memo.ids[fact.id] = None
         if points:
             state.scored += points
@@ -409,7 +411,8 @@ def _refold(run: _Run, facts: list[Fact]) -> None:
                 state.scored_at = fact.t
             if state.reached is None or fact.t > state.reached:
                 state.reached = fact.t
-    for index, t in _fold(engine, state, pending).items():
+    met = _fold(engine, state, pending) if pending else {}
+    for index, t in met.items():
         held = state.awards.get(engine.ids[index])
         if held is None:
             run.award(index, t)

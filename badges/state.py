@@ -17,9 +17,12 @@ from badges.accumulators import Acc
 __all__ = ["Checkpoint", "Fact", "Held", "Memo", "PlayerState"]
 
 
-class Fact(msgspec.Struct, array_like=True, gc=False):
+class Fact(msgspec.Struct, array_like=True, gc=False, order=True):
     """An event as the history keeps it (never modified): its type as the number the compiled
-    rules gave it, and only the attributes the rules read, keyed by slot (see `project`)."""
+    rules gave it, and only the attributes the rules read, keyed by slot (see `project`).
+
+    Facts order by (t, id), the fold order: `t` and `id` come first, and no two retained facts
+    share an id (the rest would be compared only then)."""
 
     t: int
     id: str

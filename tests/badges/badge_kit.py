@@ -68,7 +68,8 @@ class Player:
         self.effects: list[Effects] = []
 
     def send(self, *events: Event) -> Effects:
-        self.state, effects = apply(self.engine, self.state, events)
+        # A list, as the service passes: one event takes `apply`'s single-event path.
+        self.state, effects = apply(self.engine, self.state, list(events))
         self.effects.append(effects)
         return effects
 

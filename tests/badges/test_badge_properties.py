@@ -297,7 +297,7 @@ def test_the_single_event_path_agrees_with_the_batch_path(data: st.DataObject) -
     rules = data.draw(campaigns())
     events = data.draw(event_lists())
     arrival = [e for batch in data.draw(deliveries(events)) for e in batch]
-    engine = compile_rules(rules, history_cap=data.draw(st.sampled_from([4, 10_000])))
+    engine = compile_rules(rules, history_cap=data.draw(st.sampled_from([3, 4, 10_000])))
     single: PlayerState | None = None
     batch: PlayerState | None = None
     quiet: PlayerState | None = None
