@@ -57,13 +57,16 @@ class Coalescer:
         self.clock = clock
         self._queue: list[_Pending] = []
         self._flushing = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def submit(self, tenant: str, events: list[EventIn]) -> list[EventResult]:
         pending = _Pending(tenant, events)
         self._queue.append(pending)
         if self._flushing < self.parallel:
             self._flushing += 1
-            asyncio.get_running_loop().create_task(self._flush())
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await pending.future
 
     async def _flush(self) -> None:

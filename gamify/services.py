@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
 from gamify.backfill import Backfills
+from gamify.boards.batch import ReadBatcher
 from gamify.boards.service import Boards
 from gamify.coalesce import Coalescer
 from gamify.engines import EngineCache
@@ -32,6 +33,7 @@ class Services:
     schema_version: int
     engines: EngineCache = field(default_factory=EngineCache)
     boards: Boards = field(init=False)
+    reads: ReadBatcher = field(init=False)
     coalescer: Coalescer = field(init=False)
     backfills: Backfills = field(init=False)
     # Display names for board entries: (tenant, player) -> name, for NAMES_TTL seconds.
@@ -51,6 +53,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.boards = Boards(self.db, self.redis, self.engines, self._written)
+        self.reads = ReadBatcher(self.redis)
         self.backfills = Backfills(self.db, self.boards)
         # Half the pool for the write path leaves connections for reads under a write storm.
         self.coalescer = Coalescer(

@@ -105,7 +105,7 @@ class LeaderboardController(Controller):
             tenant,
             campaign_id,
             lambda: reader.around(
-                services.redis, key, ready_key, compiled.bits, player, around, names
+                services.reads, key, ready_key, compiled.bits, player, around, names
             ),
         )
         if found is None:

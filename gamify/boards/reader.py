@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gamify.boards import functions
+from gamify.boards.batch import ReadBatcher
 from gamify.boards.encoding import decode_points
 
 # Equal encoded scores (same points, same second) are rare: fetching this many more than a
@@ -110,17 +111,24 @@ def _members(raw: Any) -> list[tuple[str, float]]:
 
 
 async def around(
-    redis: Redis, key: str, ready_key: str, bits: int, player: str, radius: int, names: Names
+    reads: ReadBatcher,
+    key: str,
+    ready_key: str,
+    bits: int,
+    player: str,
+    radius: int,
+    names: Names,
 ) -> Around | None:
     """The player's standing and neighbours, or None when the player is not on the board;
     raises NotReady when the boards are not built."""
+    command = ("FCALL_RO", functions.AROUND, 2, key, ready_key, player, radius)
     try:
-        reply: list[Any] = await _around(redis, key, ready_key, player, radius)
+        reply: list[Any] = await reads.call(*command)
     except ResponseError as exc:
         if not functions.missing(exc):
             raise
-        await functions.load(redis)  # a Redis restarted empty has lost the library
-        reply = await _around(redis, key, ready_key, player, radius)
+        await functions.load(reads.redis)  # a Redis restarted empty has lost the library
+        reply = await reads.call(*command)
     if reply == [-1]:
         raise NotReady(key)
     if not reply:
@@ -135,8 +143,3 @@ async def around(
     ]
     percentile = round(100 * (total - rank - 1) / total, 2)
     return Around(rank + 1, decode_points(score, bits), total, percentile, entries)
-
-
-async def _around(redis: Redis, key: str, ready_key: str, player: str, radius: int) -> list[Any]:
-    reply: list[Any] = await redis.fcall_ro(functions.AROUND, 2, key, ready_key, player, radius)
-    return reply
