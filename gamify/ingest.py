@@ -16,12 +16,13 @@ import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 import badges
 from gamify.boards.updates import BoardUpdate, Standing, Timeline, WindowRow, pair_changes
-from gamify.boards.windows import period_of, window_totals
+from gamify.boards.windows import WindowTotals, period_of, window_totals
 from gamify.db import Conn
 from gamify.engines import CompiledCampaign, EngineCache
 from gamify.store import campaigns, events, progress
@@ -205,6 +206,7 @@ class _Folding:
         self.after: dict[Pair, Standing] = {}
         self.timelines_before: dict[Pair, Timeline] = {}
         self.timelines_after: dict[Pair, Timeline] = {}
+        self.totals: dict[tuple[Pair, str], WindowTotals] = {}
         # One row per (pair, badge): a badge awarded and then moved earlier within the same
         # request is written once, at its earliest time, credited to the event that granted it.
         self.award_rows: dict[tuple[Pair, str], AwardRow] = {}
@@ -235,12 +237,14 @@ class _Folding:
                     award.points,
                     granted.event_id if granted else event.id,
                 )
-            self.new_awards.update((pair, a.badge) for a in effects.awarded)
-            self.awards_by_event[event.id] += [
-                AwardOut(compiled.id, a.badge, a.awarded_at) for a in effects.awarded
-            ]
-            # The order a replay answers in (see store.events.STORED).
-            self.awards_by_event[event.id].sort(key=lambda a: (a.campaign, a.awarded_at, a.badge))
+            if effects.awarded:
+                self.new_awards.update((pair, a.badge) for a in effects.awarded)
+                granted_here = self.awards_by_event[event.id]
+                granted_here += [
+                    AwardOut(compiled.id, a.badge, a.awarded_at) for a in effects.awarded
+                ]
+                # The order a replay answers in (see store.events.STORED).
+                granted_here.sort(key=lambda a: (a.campaign, a.awarded_at, a.badge))
 
     def _first_touch(self, pair: Pair, compiled: CompiledCampaign) -> None:
         state = self.states.get(pair)
@@ -278,11 +282,19 @@ class _Folding:
         found = [ScoreOut(compiled.id, "campaign", self.after[pair][0])]
         for window in compiled.windows:
             period = period_of(window, event.occurred_at, compiled.zone)
-            totals = window_totals(window, self.timelines_after.get(pair, []), compiled.zone)
+            totals = self._window_totals(pair, window, compiled.zone)
             found.append(
                 ScoreOut(compiled.id, window, totals.get(period, (0, None))[0], period=period)
             )
         return found
+
+    def _window_totals(self, pair: Pair, window: str, zone: ZoneInfo) -> WindowTotals:
+        # Once per pair and window: a batch may hold many events of one player, and each
+        # walk covers the player's whole timeline.
+        key = (pair, window)
+        if key not in self.totals:
+            self.totals[key] = window_totals(window, self.timelines_after.get(pair, []), zone)
+        return self.totals[key]
 
     def saved(self) -> list[SavedProgress]:
         return [

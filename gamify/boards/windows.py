@@ -19,11 +19,14 @@ def valid_period(board: str, period: date) -> bool:
     return board != "weekly" or period.weekday() == 0
 
 
+WindowTotals = dict[date, tuple[int, datetime]]
+
+
 def window_totals(
     board: str, timeline: Iterable[tuple[datetime, int]], zone: ZoneInfo
-) -> dict[date, tuple[int, datetime]]:
+) -> WindowTotals:
     """Points per window and when each window's total was reached (its last contribution)."""
-    totals: dict[date, tuple[int, datetime]] = {}
+    totals: WindowTotals = {}
     for moment, points in timeline:
         period = period_of(board, moment, zone)
         earned, _ = totals.get(period, (0, moment))
