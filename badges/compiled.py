@@ -9,7 +9,7 @@ must look at every event of the type. An event for the Vancouver badge reaches t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Container, Hashable
+from collections.abc import Callable, Container, Hashable, Mapping
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,13 +37,14 @@ from badges.criteria import (
     CountCriterion,
     Criterion,
     DistinctCriterion,
+    Scalar,
     StreakCriterion,
     SumCriterion,
     ValueCriterion,
 )
 from badges.durations import parse_duration
 from badges.errors import RulesError
-from badges.matching import MISSING, Checks, compile_where, passes, scalar_key
+from badges.matching import MISSING, Checks, compile_where, passes, project, scalar_key
 from badges.rules import Rules
 from badges.times import Periods, to_us
 from badges.validate import validate
@@ -59,6 +60,10 @@ Tap = tuple[int, str, Checks, Extract | None, object]
 and the payload to pass it (no `extract` when the payload is the value: saves a call per match)."""
 
 
+SHARED_PROJECTIONS = 4096
+"""Per event type, how many distinct projections `TypeIndex.project` shares at most."""
+
+
 class TypeIndex:
     """Everything that can match one event type.
 
@@ -66,7 +71,7 @@ class TypeIndex:
     position in `names`): stored events use those numbers, not the strings.
     """
 
-    __slots__ = ("code", "keyed", "names", "plain", "points", "scoring", "slots")
+    __slots__ = ("code", "keyed", "names", "plain", "points", "projections", "scoring", "slots")
 
     def __init__(self, code: int, names: tuple[str, ...]) -> None:
         self.code = code
@@ -76,6 +81,33 @@ class TypeIndex:
         self.keyed: dict[int, dict[Hashable, list[Tap]]] = {}
         self.points = 0  # scoring points every event of the type earns
         self.scoring: list[tuple[int, Checks]] = []  # and those that depend on `where`
+        self.projections: dict[object, dict[int, Scalar]] = {}
+
+    def project(self, attributes: Mapping[str, Any]) -> dict[int, Scalar]:
+        """`matching.project` for this type, shared between events whose read attributes are the
+        same strings (or absent): most events repeat a few values (destinations, cabins), and a
+        fresh dict retained per event made memory, not matching, the cost of a fold step in a
+        service holding thousands of players. Facts never modify their attributes.
+
+        Only strings: other values equal across types (1, 1.0, True) must stay apart. The first
+        `SHARED_PROJECTIONS` distinct projections are shared, so odd values cannot grow the
+        table without bound."""
+        names = self.names
+        if len(names) == 1:
+            key: object = attributes.get(names[0], MISSING)
+            shareable = type(key) is str or key is MISSING
+        else:
+            values = tuple([attributes.get(name, MISSING) for name in names])
+            shareable = all(type(value) is str or value is MISSING for value in values)
+            key = values
+        if not shareable:
+            return project(attributes, names)
+        shared = self.projections.get(key)
+        if shared is None:
+            shared = project(attributes, names)
+            if len(self.projections) < SHARED_PROJECTIONS:
+                self.projections[key] = shared
+        return shared
 
     def add(self, tap: Tap, attribute: str | None = None, values: list[Any] | None = None) -> None:
         if attribute is None or values is None:
@@ -134,7 +166,8 @@ class Derived(msgspec.Struct, frozen=True):
 
 
 class Engine:
-    """Compiled rules. Read-only after construction, so one instance can serve every player."""
+    """Compiled rules. Read-only after construction (but for the shared projections, a cache),
+    so one instance can serve every player."""
 
     def __init__(self, rules: Rules, history_cap: int = HISTORY_CAP) -> None:
         self.rules = rules

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from badges.accumulators import Acc, clone
 from badges.compiled import Engine, TypeIndex
-from badges.matching import MISSING, project
+from badges.matching import MISSING
 from badges.results import Award, Effects, Progress
 from badges.rules import Event
 from badges.state import Checkpoint, Fact, Held, Memo, PlayerState
@@ -74,7 +74,7 @@ def _apply_one(engine: Engine, state: PlayerState, event: Event, progress: bool)
         occurred = event.occurred_at
         t = to_us(occurred)
         if engine.starts <= t <= engine.ends:
-            fact = Fact(t, event.id, kind.code, project(event.attributes, kind.names))
+            fact = Fact(t, event.id, kind.code, kind.project(event.attributes))
             if _after(fact, state):
                 effects = _advance_one(
                     engine, state, memo, kind, fact, occurred, reached_before, progress
@@ -189,7 +189,7 @@ def _incoming(run: _Run, events: Iterable[Event]) -> list[Fact]:
         occurred = event.occurred_at
         t = to_us(occurred)
         if starts <= t <= ends:
-            facts.append(Fact(t, event.id, kind.code, project(event.attributes, kind.names)))
+            facts.append(Fact(t, event.id, kind.code, kind.project(event.attributes)))
             instants[t] = occurred
     if len(facts) > 1:
         facts.sort(key=_key)

@@ -69,9 +69,6 @@ def project(attributes: Mapping[str, Any], names: tuple[str, ...]) -> dict[int, 
     The stored history keeps only these, which keeps a player's state small; and both the
     incremental path and a refold read the projection, so they cannot disagree.
     """
-    if len(names) == 1:  # the common case, without the loop: a tenth of a fold step
-        value = attributes.get(names[0], MISSING)
-        return {0: value} if type(value) is str or _storable(value) else {}
     out: dict[int, Scalar] = {}
     for slot, name in enumerate(names):
         value = attributes.get(name, MISSING)

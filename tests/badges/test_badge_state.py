@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from badges import PlayerState, apply, compile_rules, progress
+from badges.compiled import SHARED_PROJECTIONS
 from tests.badges.badge_kit import Player, at, badge, campaign, event, flight
 
 RULES = campaign(
@@ -154,3 +155,34 @@ class TestHistoryCap:
             ("five", at("2013-06-13T10:00:00Z"))
         ]
         assert (effects.score_before, effects.score_after) == (5 + 7, 5 + 1 + 8)
+
+
+def test_equal_string_attributes_share_one_projection_and_other_values_stay_apart() -> None:
+    engine = compile_rules(RULES)
+    state, _ = apply(
+        engine,
+        None,
+        [
+            flight("2013-06-03T10:00:00Z", "a", destination="YUL", cabin="business"),
+            flight("2013-06-04T10:00:00Z", "b", destination="YUL", cabin="business"),
+            flight("2013-06-05T10:00:00Z", "c", destination="YUL", cabin=1),
+            flight("2013-06-06T10:00:00Z", "d", destination="YVR", cabin=True),  # kept: yvr
+        ],
+    )
+    a, b, c, d = (fact.attributes for fact in state.facts)
+    assert a is b  # the same strings: one dict, which no fact ever modifies
+    slot = engine.types["flight.completed"].slots["cabin"]
+    assert type(c[slot]) is int and d[slot] is True  # 1 and True are not JSON-equal
+    assert PlayerState.from_bytes(state.to_bytes()) == state
+    kind = engine.types["flight.completed"]
+    projected = [kind.project({"destination": "YUL", "cabin": v}) for v in (1, True, 1.0, 1)]
+    assert [type(p[slot]) for p in projected] == [int, bool, float, int]
+
+
+def test_shared_projections_are_bounded() -> None:
+    engine = compile_rules(RULES)
+    kind = engine.types["flight.completed"]
+    for i in range(SHARED_PROJECTIONS + 10):
+        kind.project({"destination": f"X{i}"})
+    assert len(kind.projections) == SHARED_PROJECTIONS
+    assert kind.project({"destination": "new"}) == {kind.slots["destination"]: "new"}
