@@ -115,8 +115,8 @@ def _advance_one(
     reached_before: datetime | None,
     progress: bool,
 ) -> Effects:
-    """`_advance` for the one event of a call, reporting straight into `Effects` rather than
-    through a `_Run`: a quarter less time for the service's common case."""
+    """`_advance` for the one event of a call, reporting straight into `Effects`: the service's
+    common case, spared building a `_Run` and reading it back."""
     t, attributes = fact.t, fact.attributes
     score_before = state.score
     points = engine.score(kind, attributes) if kind.scoring else kind.points
@@ -148,7 +148,7 @@ def _advance_one(
         state.score += points
         state.scored_at = state.reached = t
     if met and engine.derived:
-        # Rare enough to hand over to the general bookkeeping.
+        # Rare enough to hand over to the general bookkeeping, told what this event did.
         run = _Run(engine, state, progress, score_before, reached_before)
         run.instants[t] = occurred
         run.awarded = met
@@ -302,7 +302,9 @@ class _Run:
             self.state.score,
             self.reached_at_before,
             self.reached_at(),
-            self._progress() if self.progress and self.touched else [],
+            _progress_lines(self.engine, self.state, self.touched)
+            if self.progress and self.touched
+            else [],
         )
 
     def _awards(self, indexes: list[int]) -> list[Award]:
@@ -314,9 +316,6 @@ class _Run:
         if len(awards) > 1:
             awards.sort(key=_award_time)
         return awards
-
-    def _progress(self) -> list[Progress]:
-        return _progress_lines(self.engine, self.state, self.touched)
 
 
 def _award(engine: Engine, state: PlayerState, index: int, t: int) -> None:
