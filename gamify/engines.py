@@ -9,7 +9,7 @@ import msgspec
 
 import badges
 from gamify.boards import encoding
-from gamify.boards.windows import WINDOWS
+from gamify.boards.windows import WINDOW_RETENTION, WINDOWS
 from gamify.campaign import Campaign, parse
 from gamify.store.campaigns import OpenCampaign
 
@@ -43,6 +43,11 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
             tuple(b for b in parsed.leaderboards if b in WINDOWS),
             encoding.time_bits(closes_at - rules.starts_at),
         )
+
+    @property
+    def windows_expire_at(self) -> int:
+        """When the campaign's window boards leave Redis, in Unix seconds."""
+        return int((self.closes_at + WINDOW_RETENTION).timestamp())
 
     def counts(self, occurred_at: datetime) -> bool:
         """Whether an event at `occurred_at` falls inside [starts_at, ends_at + grace]."""

@@ -34,14 +34,16 @@ redis.register_function('gamify_set_scores', set_scores)  -- kept for instances 
 -- Many players of one campaign at once: what one committed batch changed. Python's client
 -- spends far more per command than Redis does, so a batch is one command, not one per player.
 -- KEYS[1] is the campaign's ready marker, KEYS[2..n] the boards named below by index.
--- ARGV[1] is the number of writes; each write is a player, its number of boards, then per
--- board an index into KEYS, a mode and an encoded score (modes as in set_scores). The rest
--- of ARGV are reads: a board index and a player whose rank is wanted as it stands.
+-- ARGV[1] is the number of writes and ARGV[2] when window boards expire (Unix seconds); each
+-- write is a player, its number of boards, then per board an index into KEYS, a mode and an
+-- encoded score (modes as in set_scores). The rest of ARGV are reads: a board index and a
+-- player whose rank is wanted as it stands.
 -- Returns the ready flag; for each write and board, the old and new 0-based ranks; for each
 -- read, the rank (-1: not ranked).
 local function set_many(keys, args)
   local out = {redis.call('EXISTS', keys[1])}
-  local at = 2
+  local expire_at = args[2]
+  local at = 3
   for _ = 1, tonumber(args[1]) do
     local player, boards = args[at], tonumber(args[at + 1])
     at = at + 2
@@ -55,6 +57,7 @@ local function set_many(keys, args)
         redis.call('ZADD', key, 'GT', score, player)
       else
         redis.call('ZADD', key, score, player)
+        redis.call('EXPIREAT', key, expire_at)
       end
       local new = redis.call('ZREVRANK', key, player)
       out[#out + 1] = old == false and -1 or old

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -59,14 +60,15 @@ async def rebuild(
         written = await _stream(
             pool, redis, CAMPAIGN_ROWS, tenant, compiled, lambda row: campaign_key
         )
-        written += await _stream(
-            pool,
-            redis,
-            WINDOW_ROWS,
-            tenant,
-            compiled,
-            lambda row: keys.board(tenant, compiled.id, row["board"], row["period"]),
-        )
+        if time.time() < compiled.windows_expire_at:  # else their retention is over
+            written += await _stream(
+                pool,
+                redis,
+                WINDOW_ROWS,
+                tenant,
+                compiled,
+                lambda row: keys.board(tenant, compiled.id, row["board"], row["period"]),
+            )
         await _report_overflow(pool, tenant, compiled)
         await redis.set(keys.ready(tenant, compiled.id), "1")
     finally:
@@ -94,17 +96,25 @@ async def _stream(
                 by_key.setdefault(key_of(row), {})[row["player_id"]] = row["encoded"]
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(_write(redis, by_key, campaign_key))
+            pending = asyncio.ensure_future(
+                _write(redis, by_key, campaign_key, compiled.windows_expire_at)
+            )
             written += len(rows)
     if pending is not None:
         await pending
     return written
 
 
-async def _write(redis: Redis, by_key: dict[str, dict[str, int]], campaign_key: str) -> None:
+async def _write(
+    redis: Redis, by_key: dict[str, dict[str, int]], campaign_key: str, windows_expire_at: int
+) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for key, members in by_key.items():
-            pipe.zadd(key, members, gt=key == campaign_key)
+            if key == campaign_key:
+                pipe.zadd(key, members, gt=True)
+            else:
+                pipe.zadd(key, members)
+                pipe.expireat(key, windows_expire_at)
         await pipe.execute()
 
 

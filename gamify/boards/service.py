@@ -180,4 +180,6 @@ async def _replay(
             except encoding.BoardOverflow:
                 continue
             pipe.zadd(key, {row["player_id"]: encoded}, gt=period is None)
+            if period is not None:
+                pipe.expireat(key, campaign.windows_expire_at)
         await pipe.execute()

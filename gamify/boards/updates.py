@@ -39,6 +39,7 @@ class BoardUpdate(msgspec.Struct, frozen=True):
     player: str
     ready_key: str
     scores: list[BoardScore]
+    windows_expire_at: int  # Unix seconds (see windows.WINDOW_RETENTION)
 
 
 class WindowRow(msgspec.Struct, frozen=True):
@@ -81,7 +82,8 @@ def pair_changes(
                 scores += _scored(compiled, key, window, period, standing)
     if not scores:
         return None, rows
-    return BoardUpdate(compiled.id, player, keys.ready(tenant, compiled.id), scores), rows
+    ready_key = keys.ready(tenant, compiled.id)
+    return BoardUpdate(compiled.id, player, ready_key, scores, compiled.windows_expire_at), rows
 
 
 def _scored(

@@ -7,6 +7,9 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 WINDOWS = ("daily", "weekly")
+# A window board stays in Redis this long after its campaign closes (ends_at + grace, when it
+# is settled), for apps showing past days; Postgres keeps the scores for good.
+WINDOW_RETENTION = timedelta(days=30)
 
 
 def period_of(board: str, moment: datetime, zone: ZoneInfo) -> date:

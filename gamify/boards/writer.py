@@ -80,13 +80,13 @@ class BoardWriter:
         """One Function call per campaign (all its keys share a cluster slot), pipelined."""
         calls: dict[str, _Call] = {}
 
-        def call(campaign: str) -> _Call:
+        def call(campaign: str, windows_expire_at: int = 0) -> _Call:
             if campaign not in calls:
-                calls[campaign] = _Call(keys.ready(tenant, campaign))
+                calls[campaign] = _Call(keys.ready(tenant, campaign), windows_expire_at)
             return calls[campaign]
 
         for update in updates:
-            call(update.campaign).write(update)
+            call(update.campaign, update.windows_expire_at).write(update)
         written = {(score.key, u.player) for u in updates for score in u.scores}
         for campaign, key, player in sorted(wanted):
             if (key, player) not in written:
@@ -121,8 +121,9 @@ class BoardWriter:
 class _Call:
     """The arguments of one `gamify_set_many` call, and how to read its reply."""
 
-    def __init__(self, ready_key: str) -> None:
+    def __init__(self, ready_key: str, windows_expire_at: int) -> None:
         self.keys = [ready_key]
+        self.windows_expire_at = windows_expire_at
         self._index: dict[str, int] = {}
         self._writes: list[BoardUpdate] = []
         self._write_args: list[str | int] = []
@@ -147,7 +148,7 @@ class _Call:
         self._read_args += [self._key(key), player]
 
     def args(self) -> list[str | int]:
-        return [len(self._writes), *self._write_args, *self._read_args]
+        return [len(self._writes), self.windows_expire_at, *self._write_args, *self._read_args]
 
     def ranks(self, reply: list[int], into: Ranks) -> None:
         at = 1

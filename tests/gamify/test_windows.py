@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
+from gamify.boards import keys
+from gamify.boards.windows import WINDOW_RETENTION
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import bearer, tenant_key
+from tests.gamify.support import Servers, bearer, tenant_key
 
 BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
 # Toronto left daylight time at 2026-11-01 02:00 (EDT, -04:00) for EST (-05:00): that local
@@ -113,3 +117,52 @@ async def test_the_current_window_is_the_default_period(
     assert daily["period"] == today.isoformat()
     expected = ["p1"] if when.date() == today else []  # unless midnight just passed
     assert [e["player"] for e in daily["entries"]] == expected
+
+
+async def test_window_boards_expire_a_retention_after_the_campaign_closes(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], servers: Servers
+) -> None:
+    await fly(client, headers, "e1", "p1", "YVR", "2026-11-02T10:00:00-05:00")
+    closes = START + timedelta(days=90, hours=12)  # ends_at + grace
+    expected = int((closes + WINDOW_RETENTION).timestamp())
+    daily = keys.board("acme", "earn-your-wings", "daily", date(2026, 11, 2))
+    redis = Redis.from_url(servers.redis_url)
+    try:
+        assert await redis.expiretime(daily) == expected
+        assert await redis.expiretime(keys.board("acme", "earn-your-wings")) == -1
+
+        await redis.flushdb()  # Redis restarted empty: the rebuild sets the expiry again
+        assert await board(client, headers, "daily", "2026-11-02") == [("p1", 1)]
+        assert await redis.expiretime(daily) == expected
+    finally:
+        await redis.aclose()
+
+
+async def test_a_campaign_closed_longer_than_the_retention_keeps_no_window_boards(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], servers: Servers
+) -> None:
+    now = datetime.now(ZoneInfo("America/Toronto"))
+    flown = now - timedelta(days=80)
+    await fly(client, headers, "old-1", "p1", "YVR", flown.isoformat())
+    old = earn_your_wings(campaign_id="long-ago", starts_at=now - timedelta(days=100), days=40)
+    old["leaderboards"] = ["campaign", "daily"]
+    created = await client.post("/v1/campaigns", json=old, headers=headers)
+    assert created.status_code == 201, created.text
+
+    campaign_board = "/v1/campaigns/long-ago/leaderboard"
+    for _ in range(100):  # the backfill runs in the background
+        shown = await client.get(campaign_board, headers=headers)
+        if shown.status_code == 200 and shown.json()["total"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert [e["player"] for e in shown.json()["entries"]] == ["p1"]
+    day = flown.date().isoformat()
+    daily = await client.get(
+        campaign_board, params={"board": "daily", "period": day}, headers=headers
+    )
+    assert daily.json()["total"] == 0  # gone from Redis; Postgres keeps the scores
+    redis = Redis.from_url(servers.redis_url)
+    try:
+        assert not await redis.exists(keys.board("acme", "long-ago", "daily", flown.date()))
+    finally:
+        await redis.aclose()
