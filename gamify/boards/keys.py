@@ -22,3 +22,8 @@ def ready(tenant: str, campaign: str) -> str:
 
 def rebuilding(tenant: str, campaign: str) -> str:
     return f"{tag(tenant, campaign)}:rebuilding"
+
+
+# The reconciler's, shared by every instance (one key each, so any cluster slot will do).
+RECONCILING = "gamify:reconciling"  # held by the instance making a pass
+RECONCILED = "gamify:reconciled"  # when the last pass started (ISO 8601)

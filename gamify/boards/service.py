@@ -22,6 +22,7 @@ from gamify.store.campaigns import OpenCampaign
 log = logging.getLogger(__name__)
 
 RECONCILE_EVERY = 60.0
+RECONCILE_LOCK_SECONDS = 120  # outlives a pass; frees the pass if its instance died in it
 CAMPAIGN_TTL = 1.0
 READY_WAIT = 5.0
 # Rows committed just before a pass may carry an earlier updated_at than the pass's start.
@@ -134,16 +135,34 @@ class Boards:
                 await asyncio.wait_for(self._dirty.wait(), RECONCILE_EVERY)
             await asyncio.sleep(1)  # let a burst of failures settle into one pass
 
-    async def reconcile(self) -> None:
-        """Repair drift: rebuild boards that are missing or short, replay recent changes."""
+    async def reconcile(self) -> bool:
+        """Repair drift: rebuild boards that are missing or short, replay recent changes.
+
+        One instance at a time makes the pass, for all: the others' passes would read and
+        replay the same rows. Returns False, leaving a failed write's replay request standing,
+        when another instance holds the pass.
+        """
+        if not await self.redis.set(keys.RECONCILING, "1", nx=True, ex=RECONCILE_LOCK_SECONDS):
+            return False
+        try:
+            await self._pass()
+        finally:
+            await self.redis.delete(keys.RECONCILING)
+        return True
+
+    async def _pass(self) -> None:
         self._dirty.clear()
         started = datetime.now(UTC)
+        last = await self.redis.get(keys.RECONCILED)
+        # Where the last pass of any instance started (this instance's own when Redis lost
+        # the mark): everything committed since then is replayed.
+        watermark = datetime.fromisoformat(_text(last)) if last else self._watermark
         async with self.pool.acquire() as conn:
             found = await campaigns.matching(conn)
             counts = {
                 (r["tenant_id"], r["campaign_id"]): r["members"] for r in await conn.fetch(COUNTS)
             }
-            since = self._watermark - REPLAY_MARGIN
+            since = watermark - REPLAY_MARGIN
             changed = await conn.fetch(CHANGED, since)
             changed_windows = await conn.fetch(CHANGED_WINDOWS, since)
         for tenant, campaign in found:
@@ -154,6 +173,7 @@ class Boards:
         compiled = {(tenant, c.id): self.engines.get(tenant, c) for tenant, c in found}
         await _replay(self.redis, compiled, changed, changed_windows)
         self._watermark = started
+        await self.redis.set(keys.RECONCILED, started.isoformat())
 
 
 async def _replay(
@@ -183,3 +203,7 @@ async def _replay(
             if period is not None:
                 pipe.expireat(key, campaign.windows_expire_at)
         await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
