@@ -65,13 +65,27 @@ async def clean(migrated: str, servers: Servers) -> AsyncIterator[None]:
         )
         if tables:
             names = ", ".join(f'"{row["tablename"]}"' for row in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            await _truncate(conn, names)
     finally:
         await conn.close()
     redis = Redis.from_url(servers.redis_url)
     await redis.flushdb()
     await redis.aclose()
     yield
+
+
+async def _truncate(conn: asyncpg.Connection, names: str) -> None:
+    # A background task of an earlier test's app (a backfill, a reconciler pass) may still hold
+    # a transaction when its app is gone: end such sessions rather than wait on their locks.
+    await conn.execute("SET lock_timeout = '5s'")
+    try:
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    except asyncpg.LockNotAvailableError:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture
