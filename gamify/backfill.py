@@ -21,6 +21,7 @@ import asyncpg
 
 from gamify.boards.rebuild import rebuild
 from gamify.boards.service import Boards
+from gamify.cancellation import stop_if_cancelled
 from gamify.engines import CompiledCampaign
 from gamify.ingest import fold
 from gamify.wire import EventIn
@@ -58,6 +59,7 @@ async def backfill(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaign) 
     total = 0
     while (folded := await _next_chunk(pool, tenant, compiled)) is not None:
         total += folded
+        stop_if_cancelled()
     log.info("backfilled %s/%s: %d stored events folded here", tenant, compiled.id, total)
     return total
 
@@ -112,6 +114,7 @@ class Backfills:
                 await self._once(tenant, campaign)
                 return
             except Exception:
+                stop_if_cancelled()
                 log.exception("backfill of %s/%s failed", tenant, campaign)
             if attempt < len(RETRY_SECONDS):
                 await asyncio.sleep(RETRY_SECONDS[attempt])

@@ -153,14 +153,23 @@ async def _wait_ready(services: Services, tenant: str, campaign_id: str) -> None
         )
 
 
+_UNKNOWN: Any = object()
+
+
 def _names(services: Services, tenant: str) -> reader.Names:
     """Display names, from a short-lived per-instance cache: the top of a board is asked
     for again and again (see NAMES_TTL for how soon a rename shows)."""
     cache = services.names
 
     async def names(ids: list[str]) -> dict[str, str | None]:
-        found = {i: cache[(tenant, i)] for i in ids if (tenant, i) in cache}
-        missing = [i for i in ids if i not in found]
+        found: dict[str, str | None] = {}
+        missing: list[str] = []
+        for player in ids:  # one lookup each: a TTLCache lookup checks expiry in Python
+            name = cache.get((tenant, player), _UNKNOWN)
+            if name is _UNKNOWN:
+                missing.append(player)
+            else:
+                found[player] = name
         if missing:
             async with services.db.acquire() as conn:
                 fetched = await players.display_names(conn, tenant, missing)

@@ -15,11 +15,13 @@ from redis.exceptions import RedisError
 
 from gamify.boards import encoding, functions, keys, rebuild
 from gamify.boards.writer import BoardWriter
+from gamify.cancellation import stop_if_cancelled
 from gamify.engines import CompiledCampaign, EngineCache
 from gamify.store import campaigns
 from gamify.store.campaigns import OpenCampaign
 
 log = logging.getLogger(__name__)
+
 
 RECONCILE_EVERY = 60.0
 RECONCILE_LOCK_SECONDS = 120  # outlives a pass; frees the pass if its instance died in it
@@ -119,16 +121,22 @@ class Boards:
                 return
             if await self.redis.exists(keys.ready(tenant, campaign)):
                 return  # another instance finished it
+            stop_if_cancelled()
             await asyncio.sleep(1)
 
     async def _reconcile_forever(self) -> None:
         while True:
             try:
                 await self.reconcile()
+                # A library may swallow a cancellation it met mid-call (seen here in a pass
+                # that returned normally while its task was being cancelled).
+                stop_if_cancelled()
             except (RedisError, OSError, asyncpg.PostgresError):
+                stop_if_cancelled()
                 log.warning("board reconciliation failed; retrying", exc_info=True)
                 self._dirty.set()
             except Exception:
+                stop_if_cancelled()
                 # A bug must not end the loop that keeps boards true: log it, try next round.
                 log.exception("board reconciliation failed unexpectedly")
             with contextlib.suppress(TimeoutError):
@@ -147,7 +155,10 @@ class Boards:
         try:
             await self._pass()
         finally:
-            await self.redis.delete(keys.RECONCILING)
+            # Best effort: the lock expires anyway, and an error here must not take the place
+            # of the one (or the cancellation) that ended the pass.
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.delete(keys.RECONCILING)
         return True
 
     async def _pass(self) -> None:
