@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -34,21 +35,37 @@ async def boards(
 ) -> AsyncIterator[Boards]:
     """Another instance's boards, once the app of `client` put p1 on the board at 1 point."""
     headers = bearer(await tenant_key(client, scopes=("events:write", "campaigns:write", "read")))
-    created = await client.post("/v1/campaigns", json=earn_your_wings(), headers=headers)
+    # Starting in a minute, so that no backfill runs; events may be up to 5 minutes early.
+    now = datetime.now(UTC)
+    campaign = earn_your_wings(starts_at=now + timedelta(minutes=1))
+    created = await client.post("/v1/campaigns", json=campaign, headers=headers)
     assert created.status_code == 201, created.text
     event = {
         "id": "e1",
         "player": "p1",
         "type": "flight.completed",
-        "occurred_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "occurred_at": (now + timedelta(minutes=2)).isoformat(),
         "attributes": {"destination": "YVR"},
     }
     sent = await client.post("/v1/events", json={"events": [event]}, headers=headers)
     assert sent.status_code == 200, sent.text
     assert settings.database_url is not None
     pool = await db.connect(settings.database_url, 2)
+    await _settled(redis)
     yield Boards(pool, redis, EngineCache())
     await pool.close()
+
+
+async def _settled(redis: Redis) -> None:
+    """Until the app's own background work is done: the first write to a new campaign has it
+    build the boards, and that rebuild would repair the drift these tests make on purpose."""
+    for _ in range(100):
+        ready = await redis.exists(keys.ready("acme", "earn-your-wings"))
+        busy = await redis.exists(keys.rebuilding("acme", "earn-your-wings"), keys.RECONCILING)
+        if ready and not busy:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the app's background work did not settle")
 
 
 async def test_a_pass_repairs_a_score_that_drifted_since_the_last_pass(
