@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -50,3 +51,16 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert body["title"]
     assert "Traceback" not in response.text
     return body
+
+
+def flight(
+    event_id: str, player: str, destination: str, when: datetime, **attributes: Any
+) -> dict[str, Any]:
+    """A `flight.completed` event as a partner posts it."""
+    return {
+        "id": event_id,
+        "player": player,
+        "type": "flight.completed",
+        "occurred_at": when.isoformat(),
+        "attributes": {"destination": destination, **attributes},
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -24,20 +23,14 @@ from gamify.settings import Settings
 from gamify.store import campaigns
 from gamify.store.campaigns import OpenCampaign
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import bearer, tenant_key
+from tests.gamify.support import bearer, flight, tenant_key
 
 PARTNER = ("events:write", "campaigns:write", "read")
 TENANT = "acme"
 
 
-def flight(event_id: str, player: str, destination: str, hours_ago: float) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "player": player,
-        "type": "flight.completed",
-        "occurred_at": (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat(),
-        "attributes": {"destination": destination},
-    }
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ async def report(
     """Flights of `players` players, reported before any campaign takes them."""
     codes = ["YVR", "YUL", "YYC", "YEG"]
     events = [
-        flight(f"f-{p}-{i}", f"p-{p:03d}", codes[i % len(codes)], 40 - i)
+        flight(f"f-{p}-{i}", f"p-{p:03d}", codes[i % len(codes)], hours_ago(40 - i))
         for p in range(players)
         for i in range(per_player)
     ]

@@ -13,21 +13,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import assert_problem, bearer, tenant_key
+from tests.gamify.support import assert_problem, bearer, flight, tenant_key
 
 PARTNER = ("events:write", "campaigns:write", "read")
-
-
-def flight(
-    event_id: str, player: str, destination: str, when: datetime, **attributes: Any
-) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "player": player,
-        "type": "flight.completed",
-        "occurred_at": when.isoformat(),
-        "attributes": {"destination": destination, **attributes},
-    }
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from gamify.boards.service import Boards
 from gamify.engines import EngineCache
 from gamify.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import Servers, bearer, tenant_key
+from tests.gamify.support import Servers, bearer, flight, tenant_key
 
 BOARD = keys.board("acme", "earn-your-wings")
 
@@ -40,13 +40,7 @@ async def boards(
     campaign = earn_your_wings(starts_at=now + timedelta(minutes=1))
     created = await client.post("/v1/campaigns", json=campaign, headers=headers)
     assert created.status_code == 201, created.text
-    event = {
-        "id": "e1",
-        "player": "p1",
-        "type": "flight.completed",
-        "occurred_at": (now + timedelta(minutes=2)).isoformat(),
-        "attributes": {"destination": "YVR"},
-    }
+    event = flight("e1", "p1", "YVR", now + timedelta(minutes=2))
     sent = await client.post("/v1/events", json={"events": [event]}, headers=headers)
     assert sent.status_code == 200, sent.text
     assert settings.database_url is not None
