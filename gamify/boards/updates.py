@@ -37,7 +37,6 @@ class BoardScore(msgspec.Struct, frozen=True):
 class BoardUpdate(msgspec.Struct, frozen=True):
     campaign: str
     player: str
-    ready_key: str
     scores: list[BoardScore]
     windows_expire_at: int  # Unix seconds (see windows.WINDOW_RETENTION)
 
@@ -82,8 +81,7 @@ def pair_changes(
                 scores += _scored(compiled, key, window, period, standing)
     if not scores:
         return None, rows
-    ready_key = keys.ready(tenant, compiled.id)
-    return BoardUpdate(compiled.id, player, ready_key, scores, compiled.windows_expire_at), rows
+    return BoardUpdate(compiled.id, player, scores, compiled.windows_expire_at), rows
 
 
 def _scored(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
+from gamify.boards import keys
 from gamify.embedded import EmbeddedServers
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -64,3 +67,15 @@ def flight(
         "occurred_at": when.isoformat(),
         "attributes": {"destination": destination, **attributes},
     }
+
+
+async def boards_settled(redis: Redis, tenant: str, campaign: str) -> None:
+    """Until the app's own rebuild of a campaign's boards is over (the first write to a new
+    campaign starts one): a rebuild still running would undo what a test does to Redis."""
+    for _ in range(200):
+        ready = await redis.exists(keys.ready(tenant, campaign))
+        busy = await redis.exists(keys.rebuilding(tenant, campaign), keys.RECONCILING)
+        if ready and not busy:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the boards of {campaign} were not rebuilt")

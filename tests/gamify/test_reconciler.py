@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,7 @@ from gamify.boards.service import Boards
 from gamify.engines import EngineCache
 from gamify.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import Servers, bearer, flight, tenant_key
+from tests.gamify.support import Servers, bearer, boards_settled, flight, tenant_key
 
 BOARD = keys.board("acme", "earn-your-wings")
 
@@ -45,21 +44,9 @@ async def boards(
     assert sent.status_code == 200, sent.text
     assert settings.database_url is not None
     pool = await db.connect(settings.database_url, 2)
-    await _settled(redis)
+    await boards_settled(redis, "acme", "earn-your-wings")
     yield Boards(pool, redis, EngineCache())
     await pool.close()
-
-
-async def _settled(redis: Redis) -> None:
-    """Until the app's own background work is done: the first write to a new campaign has it
-    build the boards, and that rebuild would repair the drift these tests make on purpose."""
-    for _ in range(100):
-        ready = await redis.exists(keys.ready("acme", "earn-your-wings"))
-        busy = await redis.exists(keys.rebuilding("acme", "earn-your-wings"), keys.RECONCILING)
-        if ready and not busy:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the app's background work did not settle")
 
 
 async def test_a_pass_repairs_a_score_that_drifted_since_the_last_pass(

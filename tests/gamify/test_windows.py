@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from gamify.boards import keys
 from gamify.boards.windows import WINDOW_RETENTION
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import Servers, bearer, tenant_key
+from tests.gamify.support import Servers, bearer, boards_settled, flight, tenant_key
 
 BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
 # Toronto left daylight time at 2026-11-01 02:00 (EDT, -04:00) for EST (-05:00): that local
@@ -122,17 +122,32 @@ async def test_the_current_window_is_the_default_period(
 async def test_window_boards_expire_a_retention_after_the_campaign_closes(
     client: AsyncTestClient[Litestar], headers: dict[str, str], servers: Servers
 ) -> None:
-    await fly(client, headers, "e1", "p1", "YVR", "2026-11-02T10:00:00-05:00")
-    closes = START + timedelta(days=90, hours=12)  # ends_at + grace
+    # A campaign of its own that starts in a minute: no backfill runs beside the test.
+    starts = datetime.now(ZoneInfo("America/Toronto")) + timedelta(minutes=1)
+    soon = earn_your_wings(campaign_id="soon", starts_at=starts, days=10)
+    soon["leaderboards"] = ["campaign", "daily"]
+    assert (await client.post("/v1/campaigns", json=soon, headers=headers)).status_code == 201
+    flown = starts + timedelta(minutes=1)  # events may arrive up to 5 minutes early
+    sent = await client.post(
+        "/v1/events", json={"events": [flight("e1", "p1", "YVR", flown)]}, headers=headers
+    )
+    assert sent.status_code == 200, sent.text
+    closes = starts + timedelta(days=10, hours=12)  # ends_at + grace
     expected = int((closes + WINDOW_RETENTION).timestamp())
-    daily = keys.board("acme", "earn-your-wings", "daily", date(2026, 11, 2))
+    daily = keys.board("acme", "soon", "daily", flown.date())
     redis = Redis.from_url(servers.redis_url)
     try:
+        await boards_settled(redis, "acme", "soon")
         assert await redis.expiretime(daily) == expected
-        assert await redis.expiretime(keys.board("acme", "earn-your-wings")) == -1
+        assert await redis.expiretime(keys.board("acme", "soon")) == -1
 
         await redis.flushdb()  # Redis restarted empty: the rebuild sets the expiry again
-        assert await board(client, headers, "daily", "2026-11-02") == [("p1", 1)]
+        shown = await client.get(
+            "/v1/campaigns/soon/leaderboard",
+            params={"board": "daily", "period": flown.date().isoformat()},
+            headers=headers,
+        )
+        assert [(e["player"], e["score"]) for e in shown.json()["entries"]] == [("p1", 1)]
         assert await redis.expiretime(daily) == expected
     finally:
         await redis.aclose()
