@@ -98,3 +98,18 @@ end
 
 redis.register_function{function_name = 'gamify_around', callback = around,
                         flags = {'no-writes'}}
+
+-- KEYS[1] is a campaign's rebuild lock, KEYS[2] its ready marker; ARGV[1] the token the
+-- rebuild took the lock with. Sets the marker only if the lock is still that rebuild's: a
+-- Redis flushed or restarted mid-rebuild lost the rows written before, and must not be
+-- marked complete. Releases the lock either way; returns 1 when the marker was set.
+local function finish_rebuild(keys, args)
+  if redis.call('GET', keys[1]) ~= args[1] then
+    return 0
+  end
+  redis.call('SET', keys[2], '1')
+  redis.call('DEL', keys[1])
+  return 1
+end
+
+redis.register_function('gamify_finish_rebuild', finish_rebuild)

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 LIBRARY = (Path(__file__).parent / "functions.lua").read_text()
 SET_MANY = "gamify_set_many"
+FINISH_REBUILD = "gamify_finish_rebuild"
 AROUND = "gamify_around"
 
 

@@ -12,15 +12,18 @@ next chunk is fetched while the previous one is written to Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
 
-from gamify.boards import encoding, keys
+from gamify.boards import encoding, functions, keys
 from gamify.engines import CompiledCampaign
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,11 @@ async def rebuild(
     """Rebuild every board of the campaign; returns members written, or None when another
     process holds the rebuild lock (it will set the ready marker)."""
     lock = keys.rebuilding(tenant, compiled.id)
-    if not await redis.set(lock, "1", nx=True, ex=LOCK_SECONDS):
+    token = secrets.token_hex(8)
+    if not await redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
         return None
     campaign_key = keys.board(tenant, compiled.id)
+    finished = False
     try:
         written = await _stream(
             pool, redis, CAMPAIGN_ROWS, tenant, compiled, lambda row: campaign_key
@@ -70,11 +75,32 @@ async def rebuild(
                 lambda row: keys.board(tenant, compiled.id, row["board"], row["period"]),
             )
         await _report_overflow(pool, tenant, compiled)
-        await redis.set(keys.ready(tenant, compiled.id), "1")
+        finished = await _finish(redis, lock, keys.ready(tenant, compiled.id), token)
     finally:
-        await redis.delete(lock)
+        if not finished:
+            with contextlib.suppress(RedisError, OSError):
+                await redis.delete(lock)
+    if not finished:
+        # Redis lost the lock, so the rows written before: the next reader or writer to find
+        # the marker missing starts a rebuild again.
+        log.warning(
+            "the boards of %s/%s changed under their rebuild; left unready", tenant, compiled.id
+        )
+        return written
     log.info("rebuilt the boards of %s/%s: %d members", tenant, compiled.id, written)
     return written
+
+
+async def _finish(redis: Redis, lock: str, ready: str, token: str) -> bool:
+    """Mark the boards ready if the lock is still this rebuild's; releases it."""
+    try:
+        done = await redis.fcall(functions.FINISH_REBUILD, 2, lock, ready, token)
+    except ResponseError as exc:
+        if not functions.missing(exc):
+            raise
+        await functions.load(redis)  # a Redis restarted empty has lost the library
+        done = await redis.fcall(functions.FINISH_REBUILD, 2, lock, ready, token)
+    return bool(done)
 
 
 async def _stream(

@@ -17,11 +17,22 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from gamify import db
 from gamify.app import create_app
+from gamify.boards import keys, rebuild
+from gamify.boards.service import Boards
 from gamify.embedded.valkey import EmbeddedValkey
+from gamify.engines import EngineCache
 from gamify.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import Servers, assert_problem, bearer, tenant_key
+from tests.gamify.support import (
+    Servers,
+    assert_problem,
+    bearer,
+    boards_settled,
+    flight,
+    tenant_key,
+)
 from tests.gamify.test_award_load import make_flights, post_batches, reference
 
 pytestmark = pytest.mark.slow
@@ -119,8 +130,8 @@ async def test_ties_on_points_rank_whoever_reached_them_first(
         },
     ]
     ranks = []
-    for flight in flights:  # one request each: each answer is the rank as it was then
-        response = await client.post("/v1/events", json={"events": [flight]}, headers=headers)
+    for event in flights:  # one request each: each answer is the rank as it was then
+        response = await client.post("/v1/events", json={"events": [event]}, headers=headers)
         ranks.append(response.json()["results"][0]["scores"][0]["rank"])
     assert ranks == [1, 1]
     assert [e["player"] for e in await read_board(client, headers)] == ["early", "late"]
@@ -284,3 +295,44 @@ async def test_gamify_rebuild_restores_flushed_boards(
     await redis.aclose()
     board = await read_board(client, headers)
     assert [(e["player"], e["score"]) for e in board] == expected_board(flights, start)
+
+
+async def test_a_rebuild_that_redis_lost_halfway_leaves_the_boards_unready(
+    client: AsyncTestClient[Litestar],
+    servers: Servers,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    # Starting in a minute (events may come 5 minutes early): no backfill runs beside the test.
+    starts = datetime.now(UTC) + timedelta(minutes=1)
+    soon = earn_your_wings(campaign_id="soon", starts_at=starts)
+    assert (await client.post("/v1/campaigns", json=soon, headers=headers)).status_code == 201
+    events = [flight(f"e{i}", f"p{i}", "YVR", starts + timedelta(minutes=1)) for i in range(20)]
+    sent = await client.post("/v1/events", json={"events": events}, headers=headers)
+    assert sent.status_code == 200, sent.text
+    redis = Redis.from_url(servers.redis_url)
+    assert settings.database_url is not None
+    pool = await db.connect(settings.database_url, 2)
+    try:
+        await boards_settled(redis, "acme", "soon")
+        compiled = await Boards(pool, redis, EngineCache()).lookup("acme", "soon")
+        assert compiled is not None
+        stream = rebuild._stream
+
+        async def then_redis_restarts_empty(*args: Any) -> int:
+            written = await stream(*args)
+            await redis.flushall()
+            return written
+
+        monkeypatch.setattr(rebuild, "_stream", then_redis_restarts_empty)
+        assert await rebuild.rebuild(pool, redis, "acme", compiled) is not None
+        assert not await redis.exists(keys.ready("acme", "soon"), keys.rebuilding("acme", "soon"))
+
+        monkeypatch.setattr(rebuild, "_stream", stream)
+        assert await rebuild.rebuild(pool, redis, "acme", compiled) is not None
+        assert await redis.exists(keys.ready("acme", "soon"))
+        assert await redis.zcard(keys.board("acme", "soon")) == 20
+    finally:
+        await pool.close()
+        await redis.aclose()
