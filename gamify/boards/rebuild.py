@@ -53,8 +53,9 @@ WHERE tenant_id = $1 AND campaign_id = $2 AND score >= (1::bigint << (53 - $3))
 async def rebuild(
     pool: asyncpg.Pool, redis: Redis, tenant: str, compiled: CompiledCampaign
 ) -> int | None:
-    """Rebuild every board of the campaign; returns members written, or None when another
-    process holds the rebuild lock (it will set the ready marker)."""
+    """Rebuild every board of the campaign; returns members written, or None when the boards
+    were not completed here: another process holds the rebuild lock (it will set the ready
+    marker), or Redis lost the lock halfway (call again)."""
     lock = keys.rebuilding(tenant, compiled.id)
     token = secrets.token_hex(8)
     if not await redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
@@ -81,12 +82,11 @@ async def rebuild(
             with contextlib.suppress(RedisError, OSError):
                 await redis.delete(lock)
     if not finished:
-        # Redis lost the lock, so the rows written before: the next reader or writer to find
-        # the marker missing starts a rebuild again.
+        # Redis lost the lock, and with it the rows written before.
         log.warning(
-            "the boards of %s/%s changed under their rebuild; left unready", tenant, compiled.id
+            "Redis lost the rebuild of %s/%s halfway; not marked ready", tenant, compiled.id
         )
-        return written
+        return None
     log.info("rebuilt the boards of %s/%s: %d members", tenant, compiled.id, written)
     return written
 

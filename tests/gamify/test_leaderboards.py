@@ -326,7 +326,7 @@ async def test_a_rebuild_that_redis_lost_halfway_leaves_the_boards_unready(
             return written
 
         monkeypatch.setattr(rebuild, "_stream", then_redis_restarts_empty)
-        assert await rebuild.rebuild(pool, redis, "acme", compiled) is not None
+        assert await rebuild.rebuild(pool, redis, "acme", compiled) is None  # call again
         assert not await redis.exists(keys.ready("acme", "soon"), keys.rebuilding("acme", "soon"))
 
         monkeypatch.setattr(rebuild, "_stream", stream)
