@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+T = TypeVar("T")
 
 LIBRARY = (Path(__file__).parent / "functions.lua").read_text()
 SET_MANY = "gamify_set_many"
@@ -20,3 +25,15 @@ async def load(redis: Redis) -> None:
 def missing(error: Exception) -> bool:
     """Whether a Redis error says the library is not loaded (a restarted, empty Redis)."""
     return "function not found" in str(error).lower()
+
+
+async def loading(redis: Redis, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, and once more after loading the library if Redis had lost it (restarted
+    empty): every caller of a Function goes through here."""
+    try:
+        return await call()
+    except ResponseError as exc:
+        if not missing(exc):
+            raise
+    await load(redis)
+    return await call()

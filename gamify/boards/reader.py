@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from gamify.boards import functions
 from gamify.boards.batch import ReadBatcher
@@ -122,13 +121,7 @@ async def around(
     """The player's standing and neighbours, or None when the player is not on the board;
     raises NotReady when the boards are not built."""
     command = ("FCALL_RO", functions.AROUND, 2, key, ready_key, player, radius)
-    try:
-        reply: list[Any] = await reads.call(*command)
-    except ResponseError as exc:
-        if not functions.missing(exc):
-            raise
-        await functions.load(reads.redis)  # a Redis restarted empty has lost the library
-        reply = await reads.call(*command)
+    reply: list[Any] = await functions.loading(reads.redis, lambda: reads.call(*command))
     if reply == [-1]:
         raise NotReady(key)
     if not reply:

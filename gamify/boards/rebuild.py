@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from gamify.boards import encoding, functions, keys
 from gamify.engines import CompiledCampaign
@@ -93,13 +93,9 @@ async def rebuild(
 
 async def _finish(redis: Redis, lock: str, ready: str, token: str) -> bool:
     """Mark the boards ready if the lock is still this rebuild's; releases it."""
-    try:
-        done = await redis.fcall(functions.FINISH_REBUILD, 2, lock, ready, token)
-    except ResponseError as exc:
-        if not functions.missing(exc):
-            raise
-        await functions.load(redis)  # a Redis restarted empty has lost the library
-        done = await redis.fcall(functions.FINISH_REBUILD, 2, lock, ready, token)
+    done = await functions.loading(
+        redis, lambda: redis.fcall(functions.FINISH_REBUILD, 2, lock, ready, token)
+    )
     return bool(done)
 
 

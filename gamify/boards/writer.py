@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from gamify.boards import functions, keys
 from gamify.boards.updates import BoardUpdate
@@ -54,14 +54,9 @@ class BoardWriter:
         if not wanted and not updates:
             return results
         try:
-            try:
-                ranks = await self._write(tenant, updates, wanted)
-            except ResponseError as exc:
-                if not functions.missing(exc):
-                    raise
-                # A Redis restarted empty has lost the library too: load it and go again.
-                await functions.load(self.redis)
-                ranks = await self._write(tenant, updates, wanted)
+            ranks = await functions.loading(
+                self.redis, lambda: self._write(tenant, updates, wanted)
+            )
         except RedisError:
             log.warning(
                 "board update not written to Redis; the reconciler will replay it", exc_info=True

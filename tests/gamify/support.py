@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -79,3 +79,7 @@ async def boards_settled(redis: Redis, tenant: str, campaign: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the boards of {campaign} were not rebuilt")
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)

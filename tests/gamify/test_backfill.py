@@ -23,14 +23,10 @@ from gamify.settings import Settings
 from gamify.store import campaigns
 from gamify.store.campaigns import OpenCampaign
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import bearer, flight, tenant_key
+from tests.gamify.support import bearer, flight, hours_ago, tenant_key
 
 PARTNER = ("events:write", "campaigns:write", "read")
 TENANT = "acme"
-
-
-def hours_ago(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import assert_problem, bearer, flight, tenant_key
+from tests.gamify.support import assert_problem, bearer, flight, hours_ago, tenant_key
 
 PARTNER = ("events:write", "campaigns:write", "read")
 
@@ -25,10 +25,6 @@ async def partner(client: AsyncTestClient[Litestar]) -> dict[str, str]:
     created = await client.post("/v1/campaigns", json=earn_your_wings(), headers=bearer(key))
     assert created.status_code == 201, created.text
     return bearer(key)
-
-
-def hours_ago(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 async def post(
