@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.serve import start, stop
-from gamify.embedded.ports import free_port
+from gamify.platform.embedded.ports import free_port
 
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 AIRPORTS = (

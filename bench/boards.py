@@ -25,11 +25,11 @@ from redis.asyncio import Redis
 
 from bench.award import ADMIN_TOKEN, call, campaign, setup, wrk
 from bench.serve import start, stop
-from gamify import db
 from gamify.boards import keys, rebuild
-from gamify.embedded.ports import free_port
-from gamify.engines import EngineCache
-from gamify.store.campaigns import OpenCampaign
+from gamify.campaigns.compiled import EngineCache
+from gamify.campaigns.store import OpenCampaign
+from gamify.platform import db
+from gamify.platform.embedded.ports import free_port
 
 AROUND_LUA = r"""
 local headers = {["Authorization"] = "Bearer %(key)s"}

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gamify.embedded.ports import free_port
+from gamify.platform.embedded.ports import free_port
 
 
 def start(

@@ -12,12 +12,25 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
-from gamify import __version__, db, migrations, redis_client
-from gamify.api import admin, campaigns, events, health, leaderboards, me, players
-from gamify.problems import HANDLERS
-from gamify.request_id import RequestIdMiddleware
-from gamify.services import Services
-from gamify.settings import Settings, ensure_secret
+from gamify import __version__
+from gamify.boards import controller as boards_api
+from gamify.boards.batch import ReadBatcher
+from gamify.boards.names import DisplayNames
+from gamify.boards.service import Boards
+from gamify.campaigns import controller as campaigns_api
+from gamify.campaigns.compiled import EngineCache
+from gamify.campaigns.hooks import CampaignHooks
+from gamify.events import controller as events_api
+from gamify.events.backfill import Backfills
+from gamify.events.coalesce import Coalescer
+from gamify.platform import db, health, migrations, redis_client
+from gamify.platform.container import Container
+from gamify.platform.problems import HANDLERS
+from gamify.platform.request_id import RequestIdMiddleware
+from gamify.platform.settings import Settings, ensure_secret
+from gamify.players import controller as players_api
+from gamify.tenants import controller as tenants_api
+from gamify.tenants.guards import KeyCache
 
 MAX_BODY_BYTES = 1024 * 1024
 DOCS_ASSETS = "/schema/assets"
@@ -36,15 +49,15 @@ def create_app(settings: Settings) -> Litestar:
         assert settings.database_url is not None and settings.redis_url is not None
         pool = await db.connect(settings.database_url, settings.db_pool_size)
         redis = redis_client.connect(settings.redis_url)
-        services = Services(settings, pool, redis, migrations.latest_version())
-        app.state.services = services
-        await services.boards.start()
-        await services.backfills.resume()
+        container = _wire(Container(settings, pool, redis, migrations.latest_version()))
+        app.state.container = container
+        await container.get(Boards).start()
+        await container.get(Backfills).resume()
         try:
             yield
         finally:
-            await services.backfills.stop()
-            await services.boards.stop()
+            await container.get(Backfills).stop()
+            await container.get(Boards).stop()
             await redis.aclose()
             await pool.close()
 
@@ -52,12 +65,12 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             health.health,
             health.ready,
-            me.me,
-            admin.AdminController,
-            campaigns.CampaignController,
-            events.post_events,
-            players.PlayerController,
-            leaderboards.LeaderboardController,
+            tenants_api.me,
+            tenants_api.AdminController,
+            campaigns_api.CampaignController,
+            events_api.post_events,
+            players_api.PlayerController,
+            boards_api.LeaderboardController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],
@@ -71,6 +84,23 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=_openapi(),
         debug=False,
     )
+
+
+def _wire(container: Container) -> Container:
+    """One instance of each domain part, built on the connections (see Container)."""
+    pool, redis = container.db, container.redis
+    engines = container.add(EngineCache())
+    hooks = container.add(CampaignHooks())
+    container.add(KeyCache(pool))
+    container.add(DisplayNames(pool))
+    container.add(ReadBatcher(redis))
+    boards = container.add(Boards(pool, redis, engines))
+    backfills = container.add(Backfills(pool, boards))
+    hooks.on_backfill_owed(backfills.start)
+    # Half the pool for the write path leaves connections for reads under a write storm.
+    parallel = container.settings.db_pool_size // 2
+    container.add(Coalescer(pool, engines, boards.writer, parallel=parallel))
+    return container
 
 
 def _openapi() -> OpenAPIConfig:

@@ -7,7 +7,7 @@ import gc
 from litestar import Litestar
 
 from gamify.app import create_app
-from gamify.settings import ensure_secret, from_env
+from gamify.platform.settings import ensure_secret, from_env
 
 
 def app() -> Litestar:

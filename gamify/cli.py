@@ -11,11 +11,12 @@ from typing import TypeVar
 import asyncpg
 import click
 
-from gamify import auth, db, server
-from gamify.embedded import DataDirBusy
-from gamify.runtime import servers_for
-from gamify.settings import Settings, SettingsError, from_env
-from gamify.store import tenants
+from gamify.platform import db, server
+from gamify.platform.embedded import DataDirBusy
+from gamify.platform.runtime import servers_for
+from gamify.platform.settings import Settings, SettingsError, from_env
+from gamify.tenants import store as tenants
+from gamify.tenants.keys import SCOPES, IssuedKey, issue_key
 
 T = TypeVar("T")
 
@@ -83,7 +84,7 @@ def migrate() -> None:
     """Apply pending database migrations."""
 
     async def work(conn: asyncpg.Connection) -> int:
-        from gamify import migrations
+        from gamify.platform import migrations
 
         return await migrations.applied_version(conn)
 
@@ -127,7 +128,7 @@ def key() -> None:
     "scopes",
     multiple=True,
     required=True,
-    type=click.Choice(auth.SCOPES),
+    type=click.Choice(SCOPES),
     help="Repeat for several scopes.",
 )
 @click.option(
@@ -139,9 +140,9 @@ def key() -> None:
 def key_create(tenant_id: str, scopes: tuple[str, ...], rate_limit: int | None) -> None:
     """Create an API key for TENANT_ID and print it (shown this once)."""
 
-    async def work(conn: asyncpg.Connection) -> auth.IssuedKey:
+    async def work(conn: asyncpg.Connection) -> IssuedKey:
         try:
-            return await auth.issue_key(conn, tenant_id, list(scopes), rate_limit, actor="cli")
+            return await issue_key(conn, tenant_id, list(scopes), rate_limit, actor="cli")
         except tenants.TenantNotFound:
             raise click.ClickException(f"no tenant {tenant_id}") from None
 
@@ -187,11 +188,11 @@ def rebuild(tenant_id: str | None, campaign_id: str | None) -> None:
 async def _rebuild(
     database_url: str, redis_url: str, tenant_id: str | None, campaign_id: str | None
 ) -> dict[tuple[str, str], int]:
-    from gamify import redis_client
     from gamify.boards import functions
     from gamify.boards import rebuild as boards_rebuild
-    from gamify.engines import EngineCache
-    from gamify.store import campaigns
+    from gamify.campaigns import store as campaigns
+    from gamify.campaigns.compiled import EngineCache
+    from gamify.platform import redis_client
 
     await server.migrate(database_url)
     pool = await db.connect(database_url, 2)

@@ -2,27 +2,20 @@
 
 score = points * 2^k + (2^k - 1 - t), with t the whole seconds from the campaign start to when
 the score was reached. Redis scores are doubles, exact up to 2^53, so k is chosen per campaign
-from its length and leaves a ceiling of 2^(53 - k) points: about 10^9 for a 90-day campaign,
-10^7 for a five-year one. A score at or over the ceiling raises BoardOverflow, never ranks
-silently wrong.
+from its length (`CompiledCampaign.bits`) and leaves a ceiling of 2^(53 - k) points: about
+10^9 for a 90-day campaign, 10^7 for a five-year one. A score at or over the ceiling raises
+BoardOverflow, never ranks silently wrong.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 EXACT_BITS = 53
 
 
 class BoardOverflow(ValueError):
     """Points beyond what the campaign's board encoding can rank exactly."""
-
-
-def time_bits(span: timedelta) -> int:
-    """Bits for every whole second of `span` (the campaign with its grace)."""
-    seconds = max(1, math.ceil(span.total_seconds()) + 1)
-    return max(1, seconds.bit_length())
 
 
 def ceiling(bits: int) -> int:

@@ -23,31 +23,13 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gamify.boards import encoding, functions, keys
-from gamify.engines import CompiledCampaign
+from gamify.boards import encoding, functions, keys, store
+from gamify.campaigns.compiled import CompiledCampaign
 
 log = logging.getLogger(__name__)
 
 CHUNK = 20_000
 LOCK_SECONDS = 300
-# $3 = campaign start, $4 = time bits; t is clamped to [0, 2^bits - 1] as in encoding.encode.
-_ENCODED = """
-(score << $4) + ((1::bigint << $4) - 1 - least(greatest(
-    coalesce(floor(extract(epoch FROM reached_at - $3::timestamptz))::bigint, 0), 0),
-    (1::bigint << $4) - 1)) AS encoded
-"""
-CAMPAIGN_ROWS = f"""
-SELECT player_id, {_ENCODED} FROM progress
-WHERE tenant_id = $1 AND campaign_id = $2 AND score > 0 AND score < (1::bigint << (53 - $4))
-"""
-WINDOW_ROWS = f"""
-SELECT board, period, player_id, {_ENCODED} FROM window_scores
-WHERE tenant_id = $1 AND campaign_id = $2 AND score > 0 AND score < (1::bigint << (53 - $4))
-"""
-OVERFLOWING = """
-SELECT count(*) FROM progress
-WHERE tenant_id = $1 AND campaign_id = $2 AND score >= (1::bigint << (53 - $3))
-"""
 
 
 async def rebuild(
@@ -64,13 +46,13 @@ async def rebuild(
     finished = False
     try:
         written = await _stream(
-            pool, redis, CAMPAIGN_ROWS, tenant, compiled, lambda row: campaign_key
+            pool, redis, store.CAMPAIGN_ROWS, tenant, compiled, lambda row: campaign_key
         )
         if time.time() < compiled.windows_expire_at:  # else their retention is over
             written += await _stream(
                 pool,
                 redis,
-                WINDOW_ROWS,
+                store.WINDOW_ROWS,
                 tenant,
                 compiled,
                 lambda row: keys.board(tenant, compiled.id, row["board"], row["period"]),
@@ -141,7 +123,7 @@ async def _write(
 
 
 async def _report_overflow(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaign) -> None:
-    over: int = await pool.fetchval(OVERFLOWING, tenant, compiled.id, compiled.bits)
+    over = await store.overflowing(pool, tenant, compiled.id, compiled.bits)
     if over:
         log.error(
             "%s/%s: %d players have more points than the board can rank exactly "

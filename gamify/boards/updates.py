@@ -8,8 +8,8 @@ from datetime import date, datetime
 import msgspec
 
 from gamify.boards import encoding, keys
-from gamify.boards.windows import window_totals
-from gamify.engines import CompiledCampaign
+from gamify.campaigns.compiled import CompiledCampaign
+from gamify.campaigns.windows import window_totals
 
 log = logging.getLogger(__name__)
 

@@ -1,30 +1,28 @@
-"""After commit: absolute scores to Redis in one pipeline, ranks back into the results."""
+"""After commit: absolute scores to Redis in one pipeline; old and new ranks back."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gamify.boards import functions, keys
 from gamify.boards.updates import BoardUpdate
-from gamify.wire import EventResult, ScoreOut
 
 log = logging.getLogger(__name__)
 
 Ranks = dict[tuple[str, str], tuple[int | None, int | None]]  # (key, player) -> before, after
+Wanted = set[tuple[str, str, str]]  # (campaign, board key, player) whose rank is asked for
 
 
 class BoardWriter:
-    """Writes a committed batch's board scores and ranks its results.
+    """Writes a committed batch's board scores and reads the ranks its results show.
 
     `on_missing(tenant, campaign)` hears of a campaign whose boards are not built (a flushed or
     restarted Redis); `on_failure()` of a write that did not reach Redis; `on_written(keys)`
-    of the boards a write changed. Either way the
-    results still go out, without ranks, and Postgres stays the truth to rebuild from.
+    of the boards a write changed. Postgres stays the truth to rebuild from either way.
     """
 
     def __init__(
@@ -39,20 +37,11 @@ class BoardWriter:
         self.on_failure = on_failure
         self.on_written = on_written
 
-    async def rank(
-        self,
-        tenant: str,
-        results: list[EventResult],
-        players: list[str],
-        updates: list[BoardUpdate],
-    ) -> list[EventResult]:
-        wanted = {
-            (score.campaign, self._key(tenant, score), player)
-            for result, player in zip(results, players, strict=True)
-            for score in result.scores
-        }
+    async def write(self, tenant: str, updates: list[BoardUpdate], wanted: Wanted) -> Ranks:
+        """Write `updates` and return the ranks before and after of what they wrote and of
+        `wanted`; empty when Redis could not be reached (the reconciler replays it)."""
         if not wanted and not updates:
-            return results
+            return {}
         try:
             ranks = await functions.loading(
                 self.redis, lambda: self._write(tenant, updates, wanted)
@@ -62,16 +51,11 @@ class BoardWriter:
                 "board update not written to Redis; the reconciler will replay it", exc_info=True
             )
             self.on_failure()
-            return results
+            return {}
         self.on_written([score.key for update in updates for score in update.scores])
-        return [
-            self._with_ranks(tenant, result, player, ranks)
-            for result, player in zip(results, players, strict=True)
-        ]
+        return ranks
 
-    async def _write(
-        self, tenant: str, updates: list[BoardUpdate], wanted: set[tuple[str, str, str]]
-    ) -> Ranks:
+    async def _write(self, tenant: str, updates: list[BoardUpdate], wanted: Wanted) -> Ranks:
         """One Function call per campaign (all its keys share a cluster slot), pipelined."""
         calls: dict[str, _Call] = {}
 
@@ -96,21 +80,6 @@ class BoardWriter:
                 self.on_missing(tenant, campaign)
             each.ranks(reply, ranks)
         return ranks
-
-    @staticmethod
-    def _key(tenant: str, score: ScoreOut) -> str:
-        return keys.board(tenant, score.campaign, score.board, score.period)
-
-    def _with_ranks(
-        self, tenant: str, result: EventResult, player: str, ranks: Ranks
-    ) -> EventResult:
-        if not result.scores:
-            return result
-        scores = []
-        for score in result.scores:
-            previous, current = ranks.get((self._key(tenant, score), player), (None, None))
-            scores.append(msgspec.structs.replace(score, rank=current, previous_rank=previous))
-        return msgspec.structs.replace(result, scores=scores)
 
 
 class _Call:

@@ -18,10 +18,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from gamify import migrations
 from gamify.app import create_app
-from gamify.embedded import EmbeddedServers
-from gamify.settings import Settings
+from gamify.platform import migrations
+from gamify.platform.embedded import EmbeddedServers
+from gamify.platform.settings import Settings
 from tests.gamify.support import ADMIN_TOKEN, Servers
 
 

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from gamify.boards import keys
-from gamify.embedded import EmbeddedServers
+from gamify.platform.embedded import EmbeddedServers
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

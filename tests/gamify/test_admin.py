@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from gamify.app import create_app
-from gamify.settings import Settings
+from gamify.platform.settings import Settings
 from tests.gamify.support import ADMIN, assert_problem, bearer, tenant_key
 
 TENANT = {"id": "air-canada", "name": "Air Canada"}

@@ -15,13 +15,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from gamify import backfill, db
 from gamify.app import create_app
-from gamify.campaign import parse
-from gamify.engines import CompiledCampaign, EngineCache
-from gamify.settings import Settings
-from gamify.store import campaigns
-from gamify.store.campaigns import OpenCampaign
+from gamify.campaigns import store as campaigns
+from gamify.campaigns.compiled import CompiledCampaign, EngineCache
+from gamify.campaigns.document import parse
+from gamify.campaigns.store import OpenCampaign
+from gamify.events import backfill
+from gamify.platform import db
+from gamify.platform.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import bearer, flight, hours_ago, tenant_key
 

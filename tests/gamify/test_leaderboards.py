@@ -17,13 +17,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from gamify import db
 from gamify.app import create_app
 from gamify.boards import keys, rebuild
 from gamify.boards.service import Boards
-from gamify.embedded.valkey import EmbeddedValkey
-from gamify.engines import EngineCache
-from gamify.settings import Settings
+from gamify.campaigns.compiled import EngineCache
+from gamify.platform import db
+from gamify.platform.embedded.valkey import EmbeddedValkey
+from gamify.platform.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import (
     Servers,

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from gamify import migrations
+from gamify.platform import migrations
 from tests.gamify.support import Servers
 
 

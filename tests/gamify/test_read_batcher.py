@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
 from gamify.boards.batch import ReadBatcher
-from gamify.embedded.ports import free_port
+from gamify.platform.embedded.ports import free_port
 from tests.gamify.support import Servers
 
 

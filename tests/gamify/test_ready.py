@@ -8,8 +8,8 @@ import msgspec
 from litestar.testing import AsyncTestClient
 
 from gamify.app import create_app
-from gamify.embedded.valkey import EmbeddedValkey
-from gamify.settings import Settings
+from gamify.platform.embedded.valkey import EmbeddedValkey
+from gamify.platform.settings import Settings
 from tests.gamify.support import assert_problem
 
 
@@ -37,7 +37,7 @@ async def test_ready_is_503_while_redis_is_down_and_200_when_back(
 async def test_ready_is_503_when_migrations_are_pending(settings: Settings, clean: None) -> None:
     app = create_app(settings)
     async with AsyncTestClient(app) as client:
-        app.state.services.schema_version += 1  # as if this code shipped a newer migration
+        app.state.container.schema_version += 1  # as if this code shipped a newer migration
         body = assert_problem(await client.get("/ready"), 503)
     assert body["errors"][0]["field"] == "postgres"
     assert "migrations pending" in body["errors"][0]["message"]

@@ -10,11 +10,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from gamify import db
 from gamify.boards import keys
+from gamify.boards.reconciler import Reconciler
 from gamify.boards.service import Boards
-from gamify.engines import EngineCache
-from gamify.settings import Settings
+from gamify.campaigns.compiled import EngineCache
+from gamify.platform import db
+from gamify.platform.settings import Settings
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import Servers, bearer, boards_settled, flight, tenant_key
 
@@ -29,10 +30,10 @@ async def redis(servers: Servers) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def boards(
+async def reconciler(
     client: AsyncTestClient[Litestar], settings: Settings, redis: Redis
-) -> AsyncIterator[Boards]:
-    """Another instance's boards, once the app of `client` put p1 on the board at 1 point."""
+) -> AsyncIterator[Reconciler]:
+    """Another instance's reconciler, once the app of `client` put p1 on the board at 1 point."""
     headers = bearer(await tenant_key(client, scopes=("events:write", "campaigns:write", "read")))
     # Starting in a minute, so that no backfill runs; events may be up to 5 minutes early.
     now = datetime.now(UTC)
@@ -45,42 +46,42 @@ async def boards(
     assert settings.database_url is not None
     pool = await db.connect(settings.database_url, 2)
     await boards_settled(redis, "acme", "earn-your-wings")
-    yield Boards(pool, redis, EngineCache())
+    yield Boards(pool, redis, EngineCache()).reconciler
     await pool.close()
 
 
 async def test_a_pass_repairs_a_score_that_drifted_since_the_last_pass(
-    boards: Boards, redis: Redis
+    reconciler: Reconciler, redis: Redis
 ) -> None:
     right = await redis.zscore(BOARD, "p1")
     await redis.zadd(BOARD, {"p1": 1})  # a lost write: same members, a stale score
     await redis.set(keys.RECONCILED, (datetime.now(UTC) - timedelta(minutes=5)).isoformat())
 
-    assert await boards.reconcile() is True
+    assert await reconciler.reconcile() is True
     assert await redis.zscore(BOARD, "p1") == right
 
 
 async def test_the_last_pass_of_any_instance_bounds_what_is_replayed(
-    boards: Boards, redis: Redis
+    reconciler: Reconciler, redis: Redis
 ) -> None:
     await redis.zadd(BOARD, {"p1": 1})
     # Another instance passed after the event was written: nothing left for this pass.
     await redis.set(keys.RECONCILED, (datetime.now(UTC) + timedelta(minutes=1)).isoformat())
 
-    assert await boards.reconcile() is True
+    assert await reconciler.reconcile() is True
     assert await redis.zscore(BOARD, "p1") == 1
 
 
 async def test_while_another_instance_makes_its_pass_this_one_waits_its_turn(
-    boards: Boards, redis: Redis
+    reconciler: Reconciler, redis: Redis
 ) -> None:
     await redis.set(keys.RECONCILING, "1")
-    boards.mark_dirty()  # a failed write asked for a replay
+    reconciler.mark_dirty()  # a failed write asked for a replay
 
-    assert await boards.reconcile() is False
-    assert boards._dirty.is_set()  # still owed: the loop tries again shortly
+    assert await reconciler.reconcile() is False
+    assert reconciler._dirty.is_set()  # still owed: the loop tries again shortly
 
     await redis.delete(keys.RECONCILING)
-    assert await boards.reconcile() is True
-    assert not boards._dirty.is_set()
+    assert await reconciler.reconcile() is True
+    assert not reconciler._dirty.is_set()
     assert await redis.get(keys.RECONCILED) is not None

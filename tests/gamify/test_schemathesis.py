@@ -18,7 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from gamify.embedded.ports import free_port
+from gamify.platform.embedded.ports import free_port
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import ADMIN, ADMIN_TOKEN, Servers, bearer
 

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from gamify.embedded.ports import free_port
+from gamify.platform.embedded.ports import free_port
 from tests.gamify.support import ADMIN, ADMIN_TOKEN, Servers, bearer
 
 pytestmark = pytest.mark.slow

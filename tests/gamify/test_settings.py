@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gamify.settings import Settings, SettingsError, ensure_secret, from_env
+from gamify.platform.settings import Settings, SettingsError, ensure_secret, from_env
 
 
 def test_defaults_mean_embedded_servers_in_dot_gamify() -> None:

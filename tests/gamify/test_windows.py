@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from gamify.boards import keys
-from gamify.boards.windows import WINDOW_RETENTION
+from gamify.campaigns.windows import WINDOW_RETENTION
 from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import Servers, bearer, boards_settled, flight, tenant_key
 

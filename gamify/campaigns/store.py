@@ -1,0 +1,185 @@
+"""Campaigns: their documents and what the write path needs to know of them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from gamify.campaigns.document import Campaign
+from gamify.platform.db import Conn
+from gamify.tenants import audit
+
+COLUMNS = """
+id, name, document, version, starts_at, ends_at, grace, cancelled_at, created_at, updated_at,
+backfill_pending
+"""
+# A start in the past means events already stored may count: the backfill owes them.
+INSERT = f"""
+INSERT INTO campaigns
+    (tenant_id, id, name, starts_at, ends_at, timezone, grace, document, closes_at,
+     backfill_pending)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5::timestamptz + $7::interval,
+        $4::timestamptz < now())
+ON CONFLICT (tenant_id, id) DO NOTHING
+RETURNING {COLUMNS}
+"""
+GET = f"SELECT {COLUMNS} FROM campaigns WHERE tenant_id = $1 AND id = $2"
+GET_FOR_UPDATE = GET + " FOR UPDATE"
+LIST = f"""
+SELECT {COLUMNS} FROM campaigns
+WHERE tenant_id = $1 AND id > $2
+ORDER BY id LIMIT $3
+"""
+UPDATE = f"""
+UPDATE campaigns
+SET name = $3, starts_at = $4, ends_at = $5, timezone = $6, grace = $7, document = $8,
+    closes_at = $5::timestamptz + $7::interval, version = version + 1, updated_at = now(),
+    backfill_pending = backfill_pending OR $4::timestamptz < now()
+WHERE tenant_id = $1 AND id = $2
+RETURNING {COLUMNS}
+"""
+END_NOW = f"""
+UPDATE campaigns
+SET ends_at = now(), closes_at = now() + grace,
+    document = jsonb_set(document, '{{ends_at}}', to_jsonb(now())),
+    version = version + 1, updated_at = now()
+WHERE tenant_id = $1 AND id = $2
+RETURNING {COLUMNS}
+"""
+# Campaigns that can still take an event (the engine then checks each event's own time).
+OPEN = """
+SELECT id, version, document FROM campaigns
+WHERE tenant_id = $1 AND cancelled_at IS NULL AND closes_at >= now()
+"""
+
+
+HAS_PROGRESS = """
+SELECT EXISTS (SELECT 1 FROM progress WHERE tenant_id = $1 AND campaign_id = $2)
+"""
+
+
+class CampaignRow(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    document: dict[str, Any]
+    version: int
+    starts_at: datetime
+    ends_at: datetime
+    grace: timedelta
+    cancelled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    backfill_pending: bool
+
+
+class OpenCampaign(msgspec.Struct, frozen=True):
+    id: str
+    version: int
+    document: dict[str, Any]
+
+
+def _row(record: Any) -> CampaignRow:
+    return CampaignRow(**dict(record))
+
+
+def _values(campaign: Campaign) -> tuple[Any, ...]:
+    rules = campaign.rules
+    return (
+        campaign.name,
+        rules.starts_at,
+        rules.ends_at,
+        rules.timezone,
+        campaign.grace,
+        campaign.document,
+    )
+
+
+async def create(conn: Conn, tenant: str, campaign: Campaign, *, actor: str) -> CampaignRow | None:
+    """The new campaign, or None when the tenant already has one with this id."""
+    async with conn.transaction():
+        record = await conn.fetchrow(INSERT, tenant, campaign.id, *_values(campaign))
+        if record is None:
+            return None
+        await audit.record(
+            conn,
+            tenant=tenant,
+            actor=actor,
+            action="campaign.create",
+            target=campaign.id,
+            detail={"version": 1},
+        )
+    return _row(record)
+
+
+async def get(
+    conn: Conn, tenant: str, campaign_id: str, *, lock: bool = False
+) -> CampaignRow | None:
+    record = await conn.fetchrow(GET_FOR_UPDATE if lock else GET, tenant, campaign_id)
+    return _row(record) if record is not None else None
+
+
+async def page(conn: Conn, tenant: str, after: str, limit: int) -> list[CampaignRow]:
+    return [_row(record) for record in await conn.fetch(LIST, tenant, after, limit)]
+
+
+async def update(
+    conn: Conn, tenant: str, campaign: Campaign, *, actor: str, changed: list[str]
+) -> CampaignRow:
+    record = await conn.fetchrow(UPDATE, tenant, campaign.id, *_values(campaign))
+    assert record is not None
+    row = _row(record)
+    await audit.record(
+        conn,
+        tenant=tenant,
+        actor=actor,
+        action="campaign.update",
+        target=campaign.id,
+        detail={"version": row.version, "changed": changed},
+    )
+    return row
+
+
+async def end_now(conn: Conn, tenant: str, campaign_id: str, *, actor: str) -> CampaignRow:
+    record = await conn.fetchrow(END_NOW, tenant, campaign_id)
+    assert record is not None
+    row = _row(record)
+    await audit.record(
+        conn,
+        tenant=tenant,
+        actor=actor,
+        action="campaign.end",
+        target=campaign_id,
+        detail={"version": row.version},
+    )
+    return row
+
+
+async def open_campaigns(conn: Conn, tenant: str) -> list[OpenCampaign]:
+    return [
+        OpenCampaign(r["id"], r["version"], r["document"]) for r in await conn.fetch(OPEN, tenant)
+    ]
+
+
+async def has_progress(conn: Conn, tenant: str, campaign_id: str) -> bool:
+    """Whether any event has counted for the campaign yet."""
+    counted: bool = await conn.fetchval(HAS_PROGRESS, tenant, campaign_id)
+    return counted
+
+
+MATCHING = """
+SELECT tenant_id, id, version, document FROM campaigns
+WHERE cancelled_at IS NULL
+  AND ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR id = $2)
+ORDER BY tenant_id, id
+"""
+
+
+async def matching(
+    conn: Conn | asyncpg.Pool, tenant: str | None = None, campaign_id: str | None = None
+) -> list[tuple[str, OpenCampaign]]:
+    """Every campaign not cancelled (of a tenant, or one), with its tenant."""
+    rows = await conn.fetch(MATCHING, tenant, campaign_id)
+    return [(r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"])) for r in rows]

@@ -1,1 +1,0 @@
-"""Postgres access with asyncpg: one module per aggregate, SQL as named constants."""
