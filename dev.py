@@ -41,6 +41,8 @@ def run_tests(extra: list[str]) -> int:
     steps: list[list[str]] = [
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "mypy")],
+        # The packages' dependency direction (pyproject.toml, [tool.importlinter]).
+        [str(BIN / "lint-imports"), "--no-cache"],
         [str(BIN / "pytest"), *extra],
     ]
     for step in steps:

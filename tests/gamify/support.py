@@ -1,8 +1,10 @@
-"""Helpers the service tests share."""
+"""Helpers the service tests share: servers, credentials, campaign documents, flights and
+the reference results they must give, and board readers. Test modules import only this."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,3 +85,152 @@ async def boards_settled(redis: Redis, tenant: str, campaign: str) -> None:
 
 def hours_ago(hours: float) -> datetime:
     return datetime.now(UTC) - timedelta(hours=hours)
+
+
+# Campaign documents, after API.md's "Earn your wings".
+DESTINATIONS = ["YVR", "YYC", "YEG", "YWG", "YUL", "YOW", "YHZ", "YQB", "YYJ", "YXE", "LHR", "CDG"]
+
+
+def earn_your_wings(
+    *, starts_at: datetime | None = None, days: int = 90, campaign_id: str = "earn-your-wings"
+) -> dict[str, Any]:
+    """The API.md campaign, live now unless `starts_at` says otherwise."""
+    start = starts_at or datetime.now(UTC) - timedelta(days=30)
+    destination_badges = [
+        {
+            "id": code.lower(),
+            "name": code,
+            "points": 1,
+            "criteria": {
+                "kind": "value",
+                "event": "flight.completed",
+                "attribute": "destination",
+                "values": [code],
+            },
+        }
+        for code in DESTINATIONS
+    ]
+    return {
+        "id": campaign_id,
+        "name": "Earn your wings",
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(days=days)).isoformat(),
+        "timezone": "America/Toronto",
+        "grace": "PT12H",
+        "badges": [
+            *destination_badges,
+            {
+                "id": "explorer",
+                "name": "Ten destinations",
+                "points": 5,
+                "criteria": {
+                    "kind": "distinct",
+                    "event": "flight.completed",
+                    "attribute": "destination",
+                    "threshold": 10,
+                },
+            },
+        ],
+        "scoring": [{"event": "flight.completed", "points": 0}],
+        "leaderboards": ["campaign", "weekly"],
+        "prize_pool": {
+            "amount": 10_000_000,
+            "unit": "miles",
+            "split": "proportional",
+            "basis": "badges",
+            "eligibility": {"min_badges": 1},
+        },
+        "loyalty": {"url": "https://loyalty.example/credits", "secret": "whsec_0123456789abcdef"},
+    }
+
+
+# Flights and the results a plain reference fold (independent of the engine) gives them.
+EXPLORER_AT = 10
+
+
+def make_flights(rng: random.Random, players: int, most: int) -> list[dict[str, Any]]:
+    start = datetime.now(UTC) - timedelta(days=29)
+    flights = []
+    for p in range(players):
+        for f in range(rng.randint(1, most)):
+            when = start + timedelta(seconds=rng.randrange(28 * 24 * 3600))
+            flights.append(
+                {
+                    "id": f"pnr-{p}-{f}",
+                    "player": f"p-{p}",
+                    "type": "flight.completed",
+                    # a few flights share an instant, to exercise the (occurred_at, id) order
+                    "occurred_at": when.replace(minute=0, second=0).isoformat(),
+                    "attributes": {"destination": rng.choice(DESTINATIONS)},
+                }
+            )
+    return flights
+
+
+def reference(flights: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, datetime]]]:
+    """Score and badge times per player, by the definition: a fold in (occurred_at, id) order."""
+    ordered = sorted(flights, key=lambda f: (datetime.fromisoformat(f["occurred_at"]), f["id"]))
+    held: dict[str, dict[str, datetime]] = {}
+    for flight in ordered:
+        badges = held.setdefault(flight["player"], {})
+        code, when = (
+            flight["attributes"]["destination"],
+            datetime.fromisoformat(flight["occurred_at"]),
+        )
+        badges.setdefault(code.lower(), when)
+        if len(badges.keys() - {"explorer"}) >= EXPLORER_AT:
+            badges.setdefault("explorer", when)
+    return {player: (len(b) + 4 * ("explorer" in b), b) for player, b in held.items()}
+
+
+async def post_batches(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    flights: list[dict[str, Any]],
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    results = []
+    i = 0
+    while i < len(flights):
+        size = rng.randint(1, 250)
+        batch = flights[i : i + size]
+        response = await client.post("/v1/events", json={"events": batch}, headers=headers)
+        assert response.status_code == 200, response.text
+        results += response.json()["results"]
+        i += size
+    return results
+
+
+# Boards as a reader sees them.
+def expected_board(flights: list[dict[str, Any]], starts_at: datetime) -> list[tuple[str, int]]:
+    """(player, points) best first: more points, then the earlier reached (to the second),
+    then, as Redis orders equal scores, the greater player id."""
+    rows = []
+    for player, (points, badges) in reference(flights).items():
+        reached = max(badges.values())
+        rows.append((player, points, int((reached - starts_at).total_seconds())))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    rows.sort(key=lambda r: (-r[1], r[2]))
+    return [(player, points) for player, points, _ in rows]
+
+
+async def read_board(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    limit: int = 300,
+    path: str = "/v1/campaigns/earn-your-wings/leaderboard",
+    **params: str,
+) -> list[dict[str, Any]]:
+    """Every entry of a board, page by page; the pages add up to its total."""
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": str(limit), **params, **({"after": cursor} if cursor else {})}
+        page = await client.get(path, params=query, headers=headers)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        entries += body["entries"]
+        cursor = body["next"]
+        if cursor is None:
+            assert body["total"] == len(entries)
+            return entries

@@ -19,8 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from gamify.platform.embedded.ports import free_port
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import ADMIN, ADMIN_TOKEN, Servers, bearer
+from tests.gamify.support import ADMIN, ADMIN_TOKEN, Servers, bearer, earn_your_wings
 
 pytestmark = pytest.mark.slow
 ALL_SCOPES = ["events:write", "campaigns:write", "read", "players:token"]

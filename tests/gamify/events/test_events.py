@@ -12,8 +12,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import assert_problem, bearer, flight, hours_ago, tenant_key
+from tests.gamify.support import (
+    assert_problem,
+    bearer,
+    earn_your_wings,
+    flight,
+    hours_ago,
+    tenant_key,
+)
 
 PARTNER = ("events:write", "campaigns:write", "read")
 

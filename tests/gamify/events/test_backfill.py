@@ -23,8 +23,7 @@ from gamify.campaigns.store import OpenCampaign
 from gamify.events import backfill
 from gamify.platform import db
 from gamify.platform.settings import Settings
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import bearer, flight, hours_ago, tenant_key
+from tests.gamify.support import bearer, earn_your_wings, flight, hours_ago, tenant_key
 
 PARTNER = ("events:write", "campaigns:write", "read")
 TENANT = "acme"

@@ -16,8 +16,14 @@ from gamify.boards.service import Boards
 from gamify.campaigns.compiled import EngineCache
 from gamify.platform import db
 from gamify.platform.settings import Settings
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import Servers, bearer, boards_settled, flight, tenant_key
+from tests.gamify.support import (
+    Servers,
+    bearer,
+    boards_settled,
+    earn_your_wings,
+    flight,
+    tenant_key,
+)
 
 BOARD = keys.board("acme", "earn-your-wings")
 

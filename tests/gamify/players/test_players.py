@@ -8,8 +8,7 @@ import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import assert_problem, bearer, tenant_key
+from tests.gamify.support import assert_problem, bearer, earn_your_wings, tenant_key
 
 APP_BACKEND = ("events:write", "campaigns:write", "read", "players:token")
 SECRET = "s" * 48  # the settings fixture's

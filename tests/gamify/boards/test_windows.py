@@ -14,8 +14,14 @@ from redis.asyncio import Redis
 
 from gamify.boards import keys
 from gamify.campaigns.windows import WINDOW_RETENTION
-from tests.gamify.campaigns_data import earn_your_wings
-from tests.gamify.support import Servers, bearer, boards_settled, flight, tenant_key
+from tests.gamify.support import (
+    Servers,
+    bearer,
+    boards_settled,
+    earn_your_wings,
+    flight,
+    tenant_key,
+)
 
 BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
 # Toronto left daylight time at 2026-11-01 02:00 (EDT, -04:00) for EST (-05:00): that local

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -16,67 +16,17 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.gamify.campaigns_data import DESTINATIONS, earn_your_wings
-from tests.gamify.support import bearer, tenant_key
+from tests.gamify.support import (
+    bearer,
+    earn_your_wings,
+    make_flights,
+    post_batches,
+    reference,
+    tenant_key,
+)
 
 pytestmark = pytest.mark.slow
 PARTNER = ("events:write", "campaigns:write", "read")
-EXPLORER_AT = 10
-
-
-def make_flights(rng: random.Random, players: int, most: int) -> list[dict[str, Any]]:
-    start = datetime.now(UTC) - timedelta(days=29)
-    flights = []
-    for p in range(players):
-        for f in range(rng.randint(1, most)):
-            when = start + timedelta(seconds=rng.randrange(28 * 24 * 3600))
-            flights.append(
-                {
-                    "id": f"pnr-{p}-{f}",
-                    "player": f"p-{p}",
-                    "type": "flight.completed",
-                    # a few flights share an instant, to exercise the (occurred_at, id) order
-                    "occurred_at": when.replace(minute=0, second=0).isoformat(),
-                    "attributes": {"destination": rng.choice(DESTINATIONS)},
-                }
-            )
-    return flights
-
-
-def reference(flights: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, datetime]]]:
-    """Score and badge times per player, by the definition: a fold in (occurred_at, id) order."""
-    ordered = sorted(flights, key=lambda f: (datetime.fromisoformat(f["occurred_at"]), f["id"]))
-    held: dict[str, dict[str, datetime]] = {}
-    for flight in ordered:
-        badges = held.setdefault(flight["player"], {})
-        code, when = (
-            flight["attributes"]["destination"],
-            datetime.fromisoformat(flight["occurred_at"]),
-        )
-        badges.setdefault(code.lower(), when)
-        if len(badges.keys() - {"explorer"}) >= EXPLORER_AT:
-            badges.setdefault("explorer", when)
-    return {player: (len(b) + 4 * ("explorer" in b), b) for player, b in held.items()}
-
-
-async def post_batches(
-    client: AsyncTestClient[Litestar],
-    headers: dict[str, str],
-    flights: list[dict[str, Any]],
-    rng: random.Random,
-) -> list[dict[str, Any]]:
-    results = []
-    i = 0
-    while i < len(flights):
-        size = rng.randint(1, 250)
-        batch = flights[i : i + size]
-        response = await client.post("/v1/events", json={"events": batch}, headers=headers)
-        assert response.status_code == 200, response.text
-        results += response.json()["results"]
-        i += size
-    return results
-
-
 async def test_shuffled_batches_give_every_player_the_reference_result(
     client: AsyncTestClient[Litestar],
 ) -> None:
