@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 20_000
 LOCK_SECONDS = 300
+LOCK_POLL_SECONDS = 0.25
 
 
 async def rebuild(
@@ -70,6 +71,19 @@ async def rebuild(
         )
         return None
     log.info("rebuilt the boards of %s/%s: %d members", tenant, compiled.id, written)
+    return written
+
+
+async def rebuild_here(
+    pool: asyncpg.Pool, redis: Redis, tenant: str, compiled: CompiledCampaign
+) -> int:
+    """Rebuild the campaign's boards in this process, waiting out a rebuild that holds the
+    lock elsewhere (it may have started before what the caller needs to see was committed).
+
+    A loop rather than stamina: a held lock is an answer to wait on, not an error to retry.
+    """
+    while (written := await rebuild(pool, redis, tenant, compiled)) is None:
+        await asyncio.sleep(LOCK_POLL_SECONDS)
     return written
 
 

@@ -101,6 +101,8 @@ class Boards:
         compiled = await self.compiled(tenant, campaign)
         if compiled is None:
             return
+        # Unlike rebuild_here, a rebuild finished by another instance will do: readers and
+        # writers only need the boards built.
         for _ in range(int(rebuild.LOCK_SECONDS)):
             if await rebuild.rebuild(self.pool, self.redis, tenant, compiled) is not None:
                 return

@@ -18,19 +18,20 @@ import contextlib
 import logging
 
 import asyncpg
+import stamina
 
-from gamify.boards.rebuild import rebuild
+from gamify.boards.rebuild import rebuild_here
 from gamify.boards.service import Boards
 from gamify.campaigns.compiled import CompiledCampaign
 from gamify.events import store
 from gamify.events.folding import fold
 from gamify.events.wire import EventIn
-from gamify.platform.cancellation import stop_if_cancelled
+from gamify.platform.cancellation import cancelling, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
 PLAYERS_PER_TRANSACTION = 200
-RETRY_SECONDS = (1.0, 5.0, 30.0)
+RETRIES = 3  # after about 1, 5 and 25 s
 
 
 async def backfill(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaign) -> int:
@@ -86,16 +87,21 @@ class Backfills:
             self.start(tenant, campaign)
 
     async def _run(self, tenant: str, campaign: str) -> None:
-        for attempt in range(len(RETRY_SECONDS) + 1):
-            try:
-                await self._once(tenant, campaign)
-                return
-            except Exception:
-                stop_if_cancelled()
-                log.exception("backfill of %s/%s failed", tenant, campaign)
-            if attempt < len(RETRY_SECONDS):
-                await asyncio.sleep(RETRY_SECONDS[attempt])
-        # Still owed in the database: the next instance to start takes it up again.
+        try:
+            async for attempt in stamina.retry_context(
+                on=_worth_retrying,
+                attempts=RETRIES + 1,
+                timeout=None,
+                wait_initial=1.0,
+                wait_exp_base=5,
+                wait_max=30.0,
+            ):
+                with attempt:
+                    await self._once(tenant, campaign)
+        except Exception:
+            stop_if_cancelled()
+            # Still owed in the database: the next instance to start takes it up again.
+            log.exception("backfill of %s/%s failed; left to the next start", tenant, campaign)
 
     async def _once(self, tenant: str, campaign: str) -> None:
         compiled = await self.boards.lookup(tenant, campaign)
@@ -104,8 +110,7 @@ class Backfills:
         await backfill(self.pool, tenant, compiled)
         # A rebuild that started before the backfill ended may have missed some of it:
         # run one more (waiting out any that holds the lock).
-        while await rebuild(self.pool, self.boards.redis, tenant, compiled) is None:
-            await asyncio.sleep(0.2)
+        await rebuild_here(self.pool, self.boards.redis, tenant, compiled)
 
     async def stop(self) -> None:
         for task in list(self._running):
@@ -113,3 +118,11 @@ class Backfills:
         for task in list(self._running):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _worth_retrying(error: Exception) -> bool:
+    # A library may turn the cancellation of a stopping instance into another error.
+    if cancelling():
+        return False
+    log.warning("backfill chunk failed; retrying", exc_info=error)
+    return True

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
+import stamina
 
 from gamify.boards.writer import BoardWriter
 from gamify.campaigns.compiled import EngineCache
@@ -126,11 +127,18 @@ class Coalescer:
 
 
 async def _retrying(attempt: Callable[[], Awaitable[Outcome]]) -> Outcome:
-    for remaining in range(RETRIES, 0, -1):
-        try:
+    """`attempt()`, retried on a deadlock or serialization failure with a short backoff.
+
+    stamina takes over only after a first conflict: a retry context costs about 40 us, a
+    tenth of a single-event request, and the first attempt almost always succeeds.
+    """
+    try:
+        return await attempt()
+    except _RETRYABLE:
+        log.info("write path conflict, retrying")
+    async for retry in stamina.retry_context(
+        on=_RETRYABLE, attempts=RETRIES - 1, wait_initial=0.01, wait_max=0.1, wait_jitter=0.01
+    ):
+        with retry:
             return await attempt()
-        except _RETRYABLE:
-            if remaining == 1:
-                raise
-            log.info("write path conflict, retrying")
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last attempt returns or raises")

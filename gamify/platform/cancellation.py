@@ -5,6 +5,12 @@ from __future__ import annotations
 import asyncio
 
 
+def cancelling() -> bool:
+    """Whether the current task is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def stop_if_cancelled() -> None:
     """Raise CancelledError if the current task is being cancelled.
 
@@ -13,6 +19,5 @@ def stop_if_cancelled() -> None:
     keeps going after either would never end, and whoever awaits it on shutdown would wait
     forever.
     """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if cancelling():
         raise asyncio.CancelledError
