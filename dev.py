@@ -31,7 +31,7 @@ def ensure_environment() -> None:
     print("installing gamify and its test tools (first run takes a minute)", file=sys.stderr)
     subprocess.run(
         [BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", f"{ROOT}[test]"],
+         "-e", f"{ROOT}[test,embedded]"],
         check=True,
     )
     STAMP.write_text(wanted)

@@ -1,4 +1,9 @@
-"""RFC 9457 problem details for every error the API returns, 404 and 500 included."""
+"""RFC 9457 problem details for every error the API returns, 404 and 500 included.
+
+Exception handlers of our own rather than Litestar's ProblemDetailsPlugin: the plugin renders
+only its own exception (and HTTPException), and its mapping hooks see the exception without
+the request, so neither the request id nor the field paths of a 400 could be kept.
+"""
 
 from __future__ import annotations
 

