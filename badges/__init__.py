@@ -104,12 +104,16 @@ from badges.results import Award, Effects, Progress
 from badges.rules import Badge, Event, Reward, Rules, ScoringRule
 from badges.scoring import held_badges, points_timeline, score, window_score
 from badges.state import PlayerState
-from badges.validate import validate
+from badges.validate import EARLIEST, LATEST, MAX_GRACE, MAX_SPAN, validate
 
 CompiledRules = Engine
 
 __all__ = [
+    "EARLIEST",
     "HISTORY_CAP",
+    "LATEST",
+    "MAX_GRACE",
+    "MAX_SPAN",
     "Award",
     "Badge",
     "BadgesCriterion",

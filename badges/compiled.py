@@ -165,6 +165,14 @@ class Derived(msgspec.Struct, frozen=True):
     deadline: int | None
 
 
+def fingerprint(rules: Rules) -> int:
+    """What a player's state depends on: the badges, the scoring rules, the start (deadlines
+    count from it) and the time zone (streak periods). Not the end or the grace: they only
+    decide which events count, and ending a campaign early must not orphan its states."""
+    what = [rules.starts_at, rules.timezone, rules.badges, rules.scoring]
+    return int.from_bytes(hashlib.blake2b(msgspec.json.encode(what), digest_size=7).digest(), "big")
+
+
 class Engine:
     """Compiled rules. Read-only after construction (but for the shared projections, a cache),
     so one instance can serve every player."""
@@ -172,9 +180,7 @@ class Engine:
     def __init__(self, rules: Rules, history_cap: int = HISTORY_CAP) -> None:
         self.rules = rules
         self.history_cap = max(1, history_cap)
-        self.fingerprint = int.from_bytes(
-            hashlib.blake2b(msgspec.json.encode(rules), digest_size=7).digest(), "big"
-        )
+        self.fingerprint = fingerprint(rules)
         self.zone = ZoneInfo(rules.timezone)
         grace = parse_duration(rules.grace) if rules.grace else None
         self.starts = to_us(rules.starts_at)

@@ -8,6 +8,7 @@ the rules so a 1,000-badge campaign validates in milliseconds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from badges.criteria import (
@@ -23,7 +24,15 @@ from badges.errors import FieldError
 from badges.matching import scalar_key
 from badges.rules import Badge, Rules, ScoringRule
 
-__all__ = ["validate", "validate_parts"]
+__all__ = ["EARLIEST", "LATEST", "MAX_GRACE", "MAX_SPAN", "validate", "validate_parts"]
+
+# Limits that keep every date arithmetic of a campaign (and of the boards' score encoding)
+# far from datetime's range: a campaign lies between 1970 and 2200 UTC, lasts at most ten
+# years, and takes late events for at most 30 days; a `within` window is at most ten years.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_SPAN = timedelta(days=3653)
+MAX_GRACE = timedelta(days=30)
 
 
 def validate(rules: Rules) -> list[FieldError]:
@@ -66,24 +75,33 @@ def validate_parts(
 
 def _campaign(rules: Rules) -> list[FieldError]:
     errors: list[FieldError] = []
+    for name in ("starts_at", "ends_at"):
+        if not EARLIEST <= getattr(rules, name) < LATEST:
+            errors.append(FieldError(name, "must lie between 1970 and 2200 (UTC)"))
     if rules.ends_at <= rules.starts_at:
         errors.append(FieldError("ends_at", "must be after starts_at"))
+    elif rules.ends_at - rules.starts_at > MAX_SPAN:
+        errors.append(FieldError("ends_at", "a campaign lasts at most 10 years"))
     try:
         ZoneInfo(rules.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         errors.append(FieldError("timezone", f"unknown time zone {rules.timezone!r}"))
     if rules.grace is not None:
-        errors += _duration(rules.grace, "grace", allow_zero=True)
+        errors += _duration(rules.grace, "grace", allow_zero=True, longest=MAX_GRACE)
     return errors
 
 
-def _duration(text: str, path: str, *, allow_zero: bool) -> list[FieldError]:
+def _duration(
+    text: str, path: str, *, allow_zero: bool, longest: timedelta = MAX_SPAN
+) -> list[FieldError]:
     try:
         length = parse_duration(text)
     except ValueError as exc:
         return [FieldError(path, str(exc))]
     if not allow_zero and not length:
         return [FieldError(path, "must be longer than zero")]
+    if length > longest:
+        return [FieldError(path, f"must be at most {longest.days} days")]
     return []
 
 

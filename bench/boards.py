@@ -27,6 +27,7 @@ from bench.award import ADMIN_TOKEN, call, campaign, setup, wrk
 from bench.serve import start, stop
 from gamify.boards import keys, rebuild
 from gamify.campaigns.compiled import EngineCache
+from gamify.campaigns.document import parse
 from gamify.campaigns.store import OpenCampaign
 from gamify.platform import db
 from gamify.platform.embedded.ports import free_port
@@ -88,7 +89,7 @@ async def rebuild_and_measure(data_dir: Path, members: int) -> tuple[float, floa
                 big,
             )
             await conn.execute(FILL, _times(big)[1], members)
-        compiled = EngineCache().get("bench", OpenCampaign("big", 1, big))
+        compiled = EngineCache().get("bench", OpenCampaign("big", 1, big, parse(big).score_bits))
         before = int((await redis.info("memory"))["used_memory"])
         began = time.perf_counter()
         written = await rebuild.rebuild(pool, redis, "bench", compiled)

@@ -18,7 +18,6 @@ from gamify.boards.reconciler import Reconciler
 from gamify.boards.writer import BoardWriter
 from gamify.campaigns import store as campaigns
 from gamify.campaigns.compiled import CompiledCampaign, EngineCache
-from gamify.campaigns.store import OpenCampaign
 from gamify.platform.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class Boards:
             row = await campaigns.get(conn, tenant, campaign)
         if row is None:
             return None
-        return self.engines.get(tenant, OpenCampaign(row.id, row.version, row.document))
+        return self.engines.get(tenant, row.open())
 
     async def _rebuild(self, tenant: str, campaign: str) -> None:
         compiled = await self.compiled(tenant, campaign)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -12,13 +11,6 @@ import badges
 from gamify.campaigns.document import Campaign, parse
 from gamify.campaigns.store import OpenCampaign
 from gamify.campaigns.windows import WINDOW_RETENTION, WINDOWS
-
-
-def time_bits(span: timedelta) -> int:
-    """Bits for every whole second of `span` (the campaign with its grace): the `k` of the
-    boards' score encoding (see boards.encoding), which ranks equal points by when reached."""
-    seconds = max(1, math.ceil(span.total_seconds()) + 1)
-    return max(1, seconds.bit_length())
 
 
 class CompiledCampaign(msgspec.Struct, frozen=True):
@@ -33,10 +25,12 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
     closes_at: datetime  # ends_at + grace
     zone: ZoneInfo
     windows: tuple[str, ...]  # the window boards the campaign names (`daily`, `weekly`)
-    bits: int  # time bits of the board encoding (see time_bits)
+    bits: int  # time bits of the board encoding, as stored (see document.time_bits)
 
     @classmethod
-    def build(cls, campaign_id: str, version: int, parsed: Campaign) -> CompiledCampaign:
+    def build(
+        cls, campaign_id: str, version: int, parsed: Campaign, bits: int
+    ) -> CompiledCampaign:
         rules = parsed.rules
         closes_at = rules.ends_at + parsed.grace
         return cls(
@@ -48,7 +42,7 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
             closes_at,
             ZoneInfo(rules.timezone),
             tuple(b for b in parsed.leaderboards if b in WINDOWS),
-            time_bits(closes_at - rules.starts_at),
+            bits,
         )
 
     @property
@@ -71,6 +65,8 @@ class EngineCache:
         if cached is None or cached.version != open_campaign.version:
             # Stored documents were validated when written; parsing again cannot fail.
             parsed = parse(open_campaign.document)
-            cached = CompiledCampaign.build(open_campaign.id, open_campaign.version, parsed)
+            cached = CompiledCampaign.build(
+                open_campaign.id, open_campaign.version, parsed, open_campaign.score_bits
+            )
             self._compiled[key] = cached
         return cached

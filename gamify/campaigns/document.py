@@ -7,6 +7,7 @@ reports every problem of both with its field path.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -73,9 +74,22 @@ class Campaign(msgspec.Struct, kw_only=True):
         return badges.parse_duration(self.rules.grace) if self.rules.grace else timedelta(0)
 
     @property
+    def score_bits(self) -> int:
+        """The board encoding's time bits for this campaign's length (stored: see
+        migrations/0005)."""
+        return time_bits(self.rules.ends_at + self.grace - self.rules.starts_at)
+
+    @property
     def leaderboards(self) -> list[str]:
         boards: list[str] = self.document.get("leaderboards") or ["campaign"]
         return boards
+
+
+def time_bits(span: timedelta) -> int:
+    """Bits for every whole second of `span` (the campaign with its grace): the `k` of the
+    boards' score encoding (see boards.encoding), which ranks equal points by when reached."""
+    seconds = max(1, math.ceil(span.total_seconds()) + 1)
+    return max(1, seconds.bit_length())
 
 
 class CampaignInvalid(Exception):

@@ -14,14 +14,14 @@ from gamify.tenants import audit
 
 COLUMNS = """
 id, name, document, version, starts_at, ends_at, grace, cancelled_at, created_at, updated_at,
-backfill_pending
+backfill_pending, score_bits
 """
 # A start in the past means events already stored may count: the backfill owes them.
 INSERT = f"""
 INSERT INTO campaigns
-    (tenant_id, id, name, starts_at, ends_at, timezone, grace, document, closes_at,
+    (tenant_id, id, name, starts_at, ends_at, timezone, grace, document, score_bits, closes_at,
      backfill_pending)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5::timestamptz + $7::interval,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $5::timestamptz + $7::interval,
         $4::timestamptz < now())
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING {COLUMNS}
@@ -36,7 +36,8 @@ ORDER BY id LIMIT $3
 UPDATE = f"""
 UPDATE campaigns
 SET name = $3, starts_at = $4, ends_at = $5, timezone = $6, grace = $7, document = $8,
-    closes_at = $5::timestamptz + $7::interval, version = version + 1, updated_at = now(),
+    score_bits = $9, closes_at = $5::timestamptz + $7::interval, version = version + 1,
+    updated_at = now(),
     backfill_pending = backfill_pending OR $4::timestamptz < now()
 WHERE tenant_id = $1 AND id = $2
 RETURNING {COLUMNS}
@@ -51,7 +52,7 @@ RETURNING {COLUMNS}
 """
 # Campaigns that can still take an event (the engine then checks each event's own time).
 OPEN = """
-SELECT id, version, document FROM campaigns
+SELECT id, version, document, score_bits FROM campaigns
 WHERE tenant_id = $1 AND cancelled_at IS NULL AND closes_at >= now()
 """
 
@@ -73,12 +74,19 @@ class CampaignRow(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     backfill_pending: bool
+    score_bits: int
+
+    def open(self) -> OpenCampaign:
+        return OpenCampaign(self.id, self.version, self.document, self.score_bits)
 
 
 class OpenCampaign(msgspec.Struct, frozen=True):
+    """What compiling a campaign takes (see campaigns.compiled)."""
+
     id: str
     version: int
     document: dict[str, Any]
+    score_bits: int
 
 
 def _row(record: Any) -> CampaignRow:
@@ -94,6 +102,7 @@ def _values(campaign: Campaign) -> tuple[Any, ...]:
         rules.timezone,
         campaign.grace,
         campaign.document,
+        campaign.score_bits,
     )
 
 
@@ -159,7 +168,8 @@ async def end_now(conn: Conn, tenant: str, campaign_id: str, *, actor: str) -> C
 
 async def open_campaigns(conn: Conn, tenant: str) -> list[OpenCampaign]:
     return [
-        OpenCampaign(r["id"], r["version"], r["document"]) for r in await conn.fetch(OPEN, tenant)
+        OpenCampaign(r["id"], r["version"], r["document"], r["score_bits"])
+        for r in await conn.fetch(OPEN, tenant)
     ]
 
 
@@ -170,7 +180,7 @@ async def has_progress(conn: Conn, tenant: str, campaign_id: str) -> bool:
 
 
 MATCHING = """
-SELECT tenant_id, id, version, document FROM campaigns
+SELECT tenant_id, id, version, document, score_bits FROM campaigns
 WHERE cancelled_at IS NULL
   AND ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR id = $2)
 ORDER BY tenant_id, id
@@ -182,4 +192,7 @@ async def matching(
 ) -> list[tuple[str, OpenCampaign]]:
     """Every campaign not cancelled (of a tenant, or one), with its tenant."""
     rows = await conn.fetch(MATCHING, tenant, campaign_id)
-    return [(r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"])) for r in rows]
+    return [
+        (r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"], r["score_bits"]))
+        for r in rows
+    ]

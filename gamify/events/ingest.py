@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+import badges
 from gamify.boards.updates import BoardUpdate
 from gamify.campaigns import store as campaigns
 from gamify.campaigns.compiled import EngineCache
@@ -31,15 +32,20 @@ MAX_ATTRIBUTES_BYTES = 4096
 
 def payload_hash(event: EventIn) -> bytes:
     """A digest of everything but the id, stable across key order and time zone notation."""
+    try:
+        occurred: datetime | str = event.occurred_at.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: rejected, but hashed all the same
+        occurred = event.occurred_at.isoformat()
     canonical = msgspec.json.encode(
-        [event.player, event.type, event.occurred_at.astimezone(UTC), event.attributes],
-        order="sorted",
+        [event.player, event.type, occurred, event.attributes], order="sorted"
     )
     return hashlib.sha256(canonical).digest()
 
 
 def precheck(event: EventIn, now: datetime) -> str | None:
     """Why a well-formed event cannot be taken, or None."""
+    if event.occurred_at < badges.EARLIEST:
+        return "occurred_at is before 1970"
     if event.occurred_at > now + FUTURE_TOLERANCE:
         return "occurred_at is more than 5 minutes in the future"
     if len(msgspec.json.encode(event.attributes)) > MAX_ATTRIBUTES_BYTES:

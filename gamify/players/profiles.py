@@ -68,7 +68,8 @@ def _standings(
         by_campaign[award.campaign].append(BadgeHeld(award.badge, award.awarded_at))
     standings = []
     for row in rows:
-        compiled = engines.get(tenant, OpenCampaign(row.campaign, row.version, row.document))
+        opened = OpenCampaign(row.campaign, row.version, row.document, row.score_bits)
+        compiled = engines.get(tenant, opened)
         state = badges.PlayerState.from_bytes(row.state) if row.state else None
         shown = [
             BadgeProgress(p.badge, p.current, p.target)

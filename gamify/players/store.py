@@ -44,7 +44,7 @@ async def get(conn: Conn, tenant: str, player: str) -> PlayerRow | None:
 
 
 PROFILE = """
-SELECT p.campaign_id, p.state, p.score, c.version, c.document
+SELECT p.campaign_id, p.state, p.score, c.version, c.document, c.score_bits
 FROM progress p JOIN campaigns c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
 WHERE p.tenant_id = $1 AND p.player_id = $2
 ORDER BY p.campaign_id
@@ -62,6 +62,7 @@ class PlayerCampaign(msgspec.Struct, frozen=True):
     campaign: str
     version: int
     document: dict[str, Any]
+    score_bits: int
     state: bytes
     score: int
 
@@ -75,7 +76,14 @@ class HeldAward(msgspec.Struct, frozen=True):
 async def of_player(conn: Conn, tenant: str, player: str) -> list[PlayerCampaign]:
     rows = await conn.fetch(PROFILE, tenant, player)
     return [
-        PlayerCampaign(r["campaign_id"], r["version"], r["document"], bytes(r["state"]), r["score"])
+        PlayerCampaign(
+            r["campaign_id"],
+            r["version"],
+            r["document"],
+            r["score_bits"],
+            bytes(r["state"]),
+            r["score"],
+        )
         for r in rows
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from badges import PlayerState, apply, compile_rules, progress
@@ -84,6 +85,14 @@ def test_a_state_refuses_other_rules() -> None:
         apply(other, state, [])
     with pytest.raises(ValueError, match="other campaign rules"):
         progress(other, state)
+
+
+def test_a_state_outlives_an_earlier_end_and_a_longer_grace() -> None:
+    yvr = flight("2013-06-03T10:00:00Z", destination="YVR")
+    state, _ = apply(compile_rules(RULES), None, [yvr])
+    ended = msgspec.structs.replace(RULES, ends_at=at("2013-06-10T00:00:00Z"), grace="P30D")
+    state, effects = apply(compile_rules(ended), state, [flight("2013-06-04T10:00:00Z")])
+    assert effects.score_before == 1 and "yvr" in state.awards
 
 
 def test_progress_lists_every_badge() -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gamify.boards import encoding
 from gamify.boards.store import ENCODED
-from gamify.campaigns.compiled import time_bits
+from gamify.campaigns.document import time_bits
 
 START = datetime(2013, 6, 1, 4, tzinfo=UTC)
 SPAN = timedelta(days=92, hours=12)

@@ -19,7 +19,6 @@ from gamify.app import create_app
 from gamify.campaigns import store as campaigns
 from gamify.campaigns.compiled import CompiledCampaign, EngineCache
 from gamify.campaigns.document import parse
-from gamify.campaigns.store import OpenCampaign
 from gamify.events import backfill
 from gamify.platform import db
 from gamify.platform.settings import Settings
@@ -68,7 +67,7 @@ async def owed_campaign(pool: asyncpg.Pool, campaign_id: str) -> CompiledCampaig
     async with pool.acquire() as conn:
         row = await campaigns.create(conn, TENANT, parse(document), actor="test")
     assert row is not None and row.backfill_pending
-    return EngineCache().get(TENANT, OpenCampaign(row.id, row.version, row.document))
+    return EngineCache().get(TENANT, row.open())
 
 
 async def board_total(client: AsyncTestClient[Litestar], headers: dict[str, str], cid: str) -> int:

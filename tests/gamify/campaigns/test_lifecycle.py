@@ -1,0 +1,131 @@
+"""A campaign that ends, lives forever or meets extreme input never breaks its tenant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.gamify.support import (
+    assert_problem,
+    bearer,
+    earn_your_wings,
+    flight,
+    hours_ago,
+    tenant_key,
+)
+
+PARTNER = ("events:write", "campaigns:write", "read")
+
+
+async def _post(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], *events: dict[str, Any]
+) -> list[dict[str, Any]]:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=headers)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
+async def test_ending_a_campaign_changes_no_score_badge_or_rank(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    for campaign_id in ("earn-your-wings", "other"):
+        document = earn_your_wings(campaign_id=campaign_id)
+        assert (await client.post("/v1/campaigns", json=document, headers=headers)).is_success
+    await _post(
+        client,
+        headers,
+        flight("a1", "p1", "YVR", hours_ago(5)),
+        flight("a2", "p1", "YYC", hours_ago(4)),
+        flight("b1", "p2", "YUL", hours_ago(3)),
+    )
+    board = "/v1/campaigns/earn-your-wings/leaderboard"
+    before = (await client.get(board, headers=headers)).json()
+    profile_before = (await client.get("/v1/players/p1", headers=headers)).json()
+
+    ended = await client.post("/v1/campaigns/earn-your-wings/end", headers=headers)
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["status"] == "ended"
+
+    assert (await client.get(board, headers=headers)).json() == before
+    assert (await client.get("/v1/players/p1", headers=headers)).json() == profile_before
+    # Within the grace, p1's events still count; every campaign of the tenant takes events.
+    late = await _post(client, headers, flight("a3", "p1", "YEG", hours_ago(1)))
+    assert late[0]["status"] == "accepted"
+    counted = {a["campaign"]: a["badge"] for a in late[0]["awards"]}
+    assert counted == {"earn-your-wings": "yeg", "other": "yeg"}
+    after = {
+        e["player"]: e["score"]
+        for e in (await client.get(board, headers=headers)).json()["entries"]
+    }
+    assert after == {"p1": 3, "p2": 1}
+
+
+async def test_a_campaign_beyond_the_limits_is_a_400_naming_each_field(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    forever = {**earn_your_wings(), "ends_at": "9999-12-31T23:59:59Z", "grace": "P99999999D"}
+    body = assert_problem(await client.post("/v1/campaigns", json=forever, headers=headers), 400)
+    assert {e["field"] for e in body["errors"]} == {"ends_at", "grace"}
+
+    ancient = {**earn_your_wings(), "starts_at": "0001-01-01T00:00:00+01:00"}
+    body = assert_problem(await client.post("/v1/campaigns", json=ancient, headers=headers), 400)
+    assert "starts_at" in {e["field"] for e in body["errors"]}
+
+    start = datetime.now(UTC)
+    decade = {
+        **earn_your_wings(starts_at=start),
+        "ends_at": (start + timedelta(days=3654)).isoformat(),
+    }
+    body = assert_problem(await client.post("/v1/campaigns", json=decade, headers=headers), 400)
+    assert [e["field"] for e in body["errors"]] == ["ends_at"]
+
+    within = earn_your_wings()
+    within["badges"][0]["criteria"]["within"] = "P99999D"
+    body = assert_problem(await client.post("/v1/campaigns", json=within, headers=headers), 400)
+    assert [e["field"] for e in body["errors"]] == ["badges[0].criteria.within"]
+
+    # Nothing was created, and the tenant's events are still taken.
+    assert (await client.get("/v1/campaigns", headers=headers)).json()["items"] == []
+    assert (await _post(client, headers, flight("e1", "p1", "YVR", hours_ago(1))))[0][
+        "status"
+    ] == "accepted"
+
+
+async def test_the_longest_campaign_allowed_takes_events(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    start = datetime.now(UTC) - timedelta(days=1)
+    longest = {
+        **earn_your_wings(starts_at=start),
+        "ends_at": (start + timedelta(days=3653)).isoformat(),
+        "grace": "P30D",
+    }
+    assert (await client.post("/v1/campaigns", json=longest, headers=headers)).status_code == 201
+    results = await _post(client, headers, flight("e1", "p1", "YVR", hours_ago(1)))
+    assert results[0]["awards"][0]["badge"] == "yvr"
+    assert results[0]["scores"][0]["rank"] == 1
+
+
+async def test_events_at_the_ends_of_time_are_rejected_alone(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    await client.post("/v1/campaigns", json=earn_your_wings(), headers=headers)
+    events = [
+        {**flight("old", "p1", "YVR", hours_ago(1)), "occurred_at": "0001-01-01T00:00:00+01:00"},
+        {**flight("far", "p1", "YVR", hours_ago(1)), "occurred_at": "9999-12-31T23:00:00-02:00"},
+        {**flight("y69", "p1", "YVR", hours_ago(1)), "occurred_at": "1969-12-31T23:59:59Z"},
+        flight("ok", "p1", "YVR", hours_ago(1)),
+    ]
+    results = await _post(client, headers, *events)
+    assert [r["status"] for r in results] == ["rejected", "rejected", "rejected", "accepted"]
+    assert "1970" in results[0]["error"] and "future" in results[1]["error"]
+    again = await _post(client, headers, *events)  # the same ids again: the same answers
+    assert [r["status"] for r in again] == ["rejected", "rejected", "rejected", "duplicate"]
