@@ -61,7 +61,9 @@ class LeaderboardController(Controller):
         container = container_of(request)
         boards = container.get(Boards)
         ref = await reads.resolve(boards, request.auth.tenant, campaign_id, board, period)
-        found = await reads.page(boards, container.get(DisplayNames), ref, limit, after)
+        found = await reads.page(
+            boards, container.get(ReadBatcher), container.get(DisplayNames), ref, limit, after
+        )
         return Board(board, found.total, found.entries, found.next, ref.period)
 
     @get("/players/{player:str}", summary="A player's rank, score, percentile and neighbours")

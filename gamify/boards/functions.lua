@@ -72,7 +72,57 @@ local function set_many(keys, args)
   return out
 end
 
-redis.register_function('gamify_set_many', set_many)
+redis.register_function('gamify_set_many', set_many)  -- kept for instances of the previous release
+
+-- gamify_set_many with versions: parallel flushes (of one instance or several) may reach
+-- Redis in another order than they committed, and a window score is set outright, so an
+-- older write landing last would win. Each write carries the version its (campaign, player)
+-- row took under its Postgres lock; a window write older than the last one applied is
+-- skipped (the campaign board needs no version: ZADD GT already keeps the newest).
+-- ARGV as in set_many, but each write is a player, the index in KEYS of its version key,
+-- its version, its number of boards, then the boards. Version keys live VERSION_SECONDS:
+-- writes of one player race within seconds, and the reconciler replays from Postgres.
+local VERSION_SECONDS = 600
+
+local function write(keys, args)
+  local out = {redis.call('EXISTS', keys[1])}
+  local expire_at = args[2]
+  local at = 3
+  for _ = 1, tonumber(args[1]) do
+    local player, version_key = args[at], keys[tonumber(args[at + 1])]
+    local version, boards = tonumber(args[at + 2]), tonumber(args[at + 3])
+    at = at + 4
+    local seen = tonumber(redis.call('GET', version_key) or '-1')
+    local newer = version > seen
+    if newer then
+      redis.call('SET', version_key, version, 'EX', VERSION_SECONDS)
+    end
+    for _ = 1, boards do
+      local key, mode, score = keys[tonumber(args[at])], args[at + 1], args[at + 2]
+      at = at + 3
+      local old = redis.call('ZREVRANK', key, player)
+      if mode == 'gt' then
+        redis.call('ZADD', key, 'GT', score, player)
+      elseif newer and mode == 'del' then
+        redis.call('ZREM', key, player)
+      elseif newer then
+        redis.call('ZADD', key, score, player)
+        redis.call('EXPIREAT', key, expire_at)
+      end
+      local new = redis.call('ZREVRANK', key, player)
+      out[#out + 1] = old == false and -1 or old
+      out[#out + 1] = new == false and -1 or new
+    end
+  end
+  while at < #args do
+    local rank = redis.call('ZREVRANK', keys[tonumber(args[at])], args[at + 1])
+    out[#out + 1] = rank == false and -1 or rank
+    at = at + 2
+  end
+  return out
+end
+
+redis.register_function('gamify_write', write)
 
 -- KEYS[1] is a board, KEYS[2] its campaign's ready marker; ARGV[1] a player and ARGV[2] how
 -- many neighbours on each side. Returns {-1} when the boards are not built, nothing when the
@@ -98,6 +148,56 @@ end
 
 redis.register_function{function_name = 'gamify_around', callback = around,
                         flags = {'no-writes'}}
+
+-- Whether member a sorts before member b as Redis orders them (memcmp of the bytes): Lua's
+-- own string comparison follows the server's collation locale.
+local function bytes_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+-- KEYS[1] is a board, KEYS[2] its campaign's ready marker; ARGV[1] a page size, then
+-- optionally the cursor: ARGV[2] an encoded score and ARGV[3] a member, the last entry of
+-- the previous page. Returns {-1} when the boards are not built, else {board size, 0-based
+-- rank of the first entry, member, score, ...}: the entries after the cursor in board order
+-- (score descending, then member descending), read in one atomic step, exact for any number
+-- of equal scores: among the members sharing the cursor's score (a contiguous run), a binary
+-- search finds the first that sorts below the cursor's member.
+local function page(keys, args)
+  if redis.call('EXISTS', keys[2]) == 0 then
+    return {-1}
+  end
+  local limit = tonumber(args[1])
+  local start = 0
+  if args[2] ~= nil then
+    local score, member = args[2], args[3]
+    local lo = redis.call('ZCOUNT', keys[1], '(' .. score, '+inf')
+    local hi = lo + redis.call('ZCOUNT', keys[1], score, score)
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      local at = redis.call('ZREVRANGE', keys[1], mid, mid)[1]
+      if bytes_less(at, member) then
+        hi = mid
+      else
+        lo = mid + 1
+      end
+    end
+    start = lo
+  end
+  local out = {redis.call('ZCARD', keys[1]), start}
+  local shown = redis.call('ZREVRANGE', keys[1], start, start + limit - 1, 'WITHSCORES')
+  for i = 1, #shown do
+    out[#out + 1] = shown[i]
+  end
+  return out
+end
+
+redis.register_function{function_name = 'gamify_page', callback = page, flags = {'no-writes'}}
 
 -- KEYS[1] is a campaign's rebuild lock, KEYS[2] its ready marker; ARGV[1] the token the
 -- rebuild took the lock with. Sets the marker only if the lock is still that rebuild's: a

@@ -12,7 +12,8 @@ from redis.exceptions import ResponseError
 T = TypeVar("T")
 
 LIBRARY = (Path(__file__).parent / "functions.lua").read_text()
-SET_MANY = "gamify_set_many"
+WRITE = "gamify_write"
+PAGE = "gamify_page"
 FINISH_REBUILD = "gamify_finish_rebuild"
 AROUND = "gamify_around"
 

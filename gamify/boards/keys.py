@@ -20,6 +20,11 @@ def ready(tenant: str, campaign: str) -> str:
     return f"{tag(tenant, campaign)}:ready"
 
 
+def version(tenant: str, campaign: str, player: str) -> str:
+    """The version of the player's last window write (see gamify_write in functions.lua)."""
+    return f"{tag(tenant, campaign)}:v:{player}"
+
+
 def rebuilding(tenant: str, campaign: str) -> str:
     return f"{tag(tenant, campaign)}:rebuilding"
 

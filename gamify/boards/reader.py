@@ -11,15 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from gamify.boards import functions
 from gamify.boards.batch import ReadBatcher
 from gamify.boards.encoding import decode_points
-
-# Equal encoded scores (same points, same second) are rare: fetching this many more than a
-# page is enough to step over the ties a cursor sits among.
-TIE_SLACK = 64
 
 Names = Callable[[list[str]], Awaitable[dict[str, str | None]]]
 
@@ -68,45 +63,33 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 async def page(
-    redis: Redis, key: str, ready_key: str, bits: int, limit: int, after: str | None, names: Names
+    reads: ReadBatcher,
+    key: str,
+    ready_key: str,
+    bits: int,
+    limit: int,
+    after: str | None,
+    names: Names,
 ) -> Page:
-    """One round trip for a first page (the hot one), two for a page after a cursor."""
-    cursor = decode_cursor(after) if after is not None else None
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(ready_key)
-        pipe.zcard(key)
-        if cursor is None:
-            pipe.zrevrange(key, 0, limit - 1, withscores=True)
-        else:
-            pipe.zrevrangebyscore(
-                key, cursor[0], "-inf", start=0, num=limit + TIE_SLACK, withscores=True
-            )
-        replies: list[Any] = await pipe.execute()
-    ready, total, raw = replies
-    if not ready:
+    """The entries after the cursor (or the first page), exact for any number of ties: one
+    Function call reads rank and page in one atomic step (see gamify_page)."""
+    cursor = () if after is None else tuple(str(part) for part in decode_cursor(after))
+    command = ("FCALL_RO", functions.PAGE, 2, key, ready_key, limit, *cursor)
+    reply: list[Any] = await functions.loading(reads.redis, lambda: reads.call(*command))
+    if reply == [-1]:
         raise NotReady(key)
-    members = _members(raw)
-    start = 1
-    if cursor is not None:
-        members = [(m, s) for m, s in members if int(s) < cursor[0] or m < cursor[1]][:limit]
-        if members:
-            first: Any = await redis.zrevrank(key, members[0][0])
-            start = (first or 0) + 1
+    total, start, shown = int(reply[0]), int(reply[1]), reply[2:]
+    members = [(shown[i].decode(), float(shown[i + 1])) for i in range(0, len(shown), 2)]
     if not members:
         return Page(total, [], None)
-    shown = await names([player for player, _ in members])
+    display = await names([player for player, _ in members])
     entries = [
-        Entry(start + i, player, shown.get(player), decode_points(score, bits))
+        Entry(start + 1 + i, player, display.get(player), decode_points(score, bits))
         for i, (player, score) in enumerate(members)
     ]
     last_player, last_score = members[-1]
-    more = len(members) == limit and entries[-1].rank < total
+    more = start + len(members) < total
     return Page(total, entries, encode_cursor(last_score, last_player) if more else None)
-
-
-def _members(raw: Any) -> list[tuple[str, float]]:
-    # redis-py types a WITHSCORES reply loosely; it is a list of (bytes member, float score).
-    return [(member.decode(), float(score)) for member, score in raw]
 
 
 async def around(

@@ -53,7 +53,12 @@ async def resolve(
 
 
 async def page(
-    boards: Boards, names: DisplayNames, ref: BoardRef, limit: int, after: str | None
+    boards: Boards,
+    reads: ReadBatcher,
+    names: DisplayNames,
+    ref: BoardRef,
+    limit: int,
+    after: str | None,
 ) -> reader.Page:
     """A page of the board; first pages come from a cache of TOP_PAGE_TTL (see Boards)."""
     cached: reader.Page | None = boards.top_pages.get(ref.key, {}).get(limit)
@@ -64,7 +69,7 @@ async def page(
             boards,
             ref,
             lambda: reader.page(
-                boards.redis,
+                reads,
                 ref.key,
                 ref.ready_key,
                 ref.compiled.bits,

@@ -39,6 +39,9 @@ class BoardUpdate(msgspec.Struct, frozen=True):
     player: str
     scores: list[BoardScore]
     windows_expire_at: int  # Unix seconds (see windows.WINDOW_RETENTION)
+    # The (campaign, player) row's version after this write: the order window writes must
+    # land in (see gamify_write in functions.lua).
+    version: int
 
 
 class WindowRow(msgspec.Struct, frozen=True):
@@ -56,6 +59,7 @@ def pair_changes(
     tenant: str,
     compiled: CompiledCampaign,
     player: str,
+    version: int,
     before: Standing,
     after: Standing,
     timeline_before: Timeline,
@@ -81,7 +85,7 @@ def pair_changes(
                 scores += _scored(compiled, key, window, period, standing)
     if not scores:
         return None, rows
-    return BoardUpdate(compiled.id, player, scores, compiled.windows_expire_at), rows
+    return BoardUpdate(compiled.id, player, scores, compiled.windows_expire_at, version), rows
 
 
 def _scored(

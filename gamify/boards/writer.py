@@ -61,7 +61,7 @@ class BoardWriter:
 
         def call(campaign: str, windows_expire_at: int = 0) -> _Call:
             if campaign not in calls:
-                calls[campaign] = _Call(keys.ready(tenant, campaign), windows_expire_at)
+                calls[campaign] = _Call(tenant, campaign, windows_expire_at)
             return calls[campaign]
 
         for update in updates:
@@ -72,7 +72,7 @@ class BoardWriter:
                 call(campaign).read(key, player)
         async with self.redis.pipeline(transaction=False) as pipe:
             for each in calls.values():
-                pipe.fcall(functions.SET_MANY, len(each.keys), *each.keys, *each.args())
+                pipe.fcall(functions.WRITE, len(each.keys), *each.keys, *each.args())
             replies = await pipe.execute()
         ranks: Ranks = {}
         for campaign, each, reply in zip(calls, calls.values(), replies, strict=True):
@@ -83,10 +83,12 @@ class BoardWriter:
 
 
 class _Call:
-    """The arguments of one `gamify_set_many` call, and how to read its reply."""
+    """The arguments of one `gamify_write` call, and how to read its reply."""
 
-    def __init__(self, ready_key: str, windows_expire_at: int) -> None:
-        self.keys = [ready_key]
+    def __init__(self, tenant: str, campaign: str, windows_expire_at: int) -> None:
+        self.tenant = tenant
+        self.campaign = campaign
+        self.keys = [keys.ready(tenant, campaign)]
         self.windows_expire_at = windows_expire_at
         self._index: dict[str, int] = {}
         self._writes: list[BoardUpdate] = []
@@ -103,7 +105,8 @@ class _Call:
 
     def write(self, update: BoardUpdate) -> None:
         self._writes.append(update)
-        self._write_args += [update.player, len(update.scores)]
+        version_key = self._key(keys.version(self.tenant, self.campaign, update.player))
+        self._write_args += [update.player, version_key, update.version, len(update.scores)]
         for score in update.scores:
             self._write_args += [self._key(score.key), score.mode, score.encoded or 0]
 

@@ -31,8 +31,8 @@ async def fold(
     pairs = sorted(
         {Pair(c.id, e.player) for e, cs in zip(events, touched, strict=True) for c in cs}
     )
-    stored_states = await store.lock(conn, tenant, pairs) if pairs else {}
-    folding = Folding(tenant, stored_states)
+    locked = await store.lock(conn, tenant, pairs) if pairs else {}
+    folding = Folding(tenant, locked)
     for event, counted_in in zip(events, touched, strict=True):
         folding.apply(event, counted_in)
     updates, window_rows = folding.board_changes()
@@ -50,12 +50,14 @@ async def fold(
 class Folding:
     """Engine states of the locked pairs, and everything their changes must write."""
 
-    def __init__(self, tenant: str, stored: dict[Pair, bytes]) -> None:
+    def __init__(self, tenant: str, locked: dict[Pair, store.Locked]) -> None:
         self.tenant = tenant
         self.states: dict[Pair, badges.PlayerState | None] = {
-            pair: badges.PlayerState.from_bytes(raw) if raw else None
-            for pair, raw in stored.items()
+            pair: badges.PlayerState.from_bytes(row.state) if row.state else None
+            for pair, row in locked.items()
         }
+        # What each written row's version becomes: one more than under the lock.
+        self.versions = {pair: row.version + 1 for pair, row in locked.items()}
         self.compiled: dict[Pair, CompiledCampaign] = {}
         self.before: dict[Pair, Standing] = {}
         self.after: dict[Pair, Standing] = {}
@@ -120,6 +122,7 @@ class Folding:
                 self.tenant,
                 compiled,
                 pair.player,
+                self.versions[pair],
                 self.before[pair],
                 self.after[pair],
                 self.timelines_before.get(pair, []),
@@ -153,7 +156,9 @@ class Folding:
 
     def saved(self) -> list[SavedProgress]:
         return [
-            SavedProgress(pair, state.to_bytes(), *self.after.get(pair, (0, None)))
+            SavedProgress(
+                pair, state.to_bytes(), *self.after.get(pair, (0, None)), self.versions[pair]
+            )
             for pair, state in self.states.items()
             if state is not None and pair in self.after
         ]

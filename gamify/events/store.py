@@ -53,7 +53,7 @@ SELECT $1, p.campaign, p.player, '\\x'::bytea
 FROM json_to_recordset($2::text::json) AS p (campaign text, player text)
 ORDER BY p.campaign, p.player
 ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET state = progress.state
-RETURNING campaign_id, player_id, state
+RETURNING campaign_id, player_id, state, version
 """
 # Everything a folded batch writes, in one statement (one round trip instead of four); each
 # part travels as its own JSON array.
@@ -65,13 +65,15 @@ RETURNING campaign_id, player_id, state
 # - window_scores: absolute, the rows a rebuild of the window boards reads.
 WRITE = """
 WITH saved AS (
-    INSERT INTO progress AS p (tenant_id, campaign_id, player_id, state, score, reached_at)
-    SELECT $1, s.campaign, s.player, decode(s.state, 'base64'), s.score, s.reached_at
+    INSERT INTO progress AS p (tenant_id, campaign_id, player_id, state, score, reached_at,
+                               version)
+    SELECT $1, s.campaign, s.player, decode(s.state, 'base64'), s.score, s.reached_at, s.version
     FROM json_to_recordset($2::text::json)
-         AS s (campaign text, player text, state text, score bigint, reached_at timestamptz)
+         AS s (campaign text, player text, state text, score bigint, reached_at timestamptz,
+               version bigint)
     ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE
     SET state = EXCLUDED.state, score = EXCLUDED.score, reached_at = EXCLUDED.reached_at,
-        updated_at = now()
+        version = EXCLUDED.version, updated_at = now()
 ), awarded AS (
     INSERT INTO awards AS a (tenant_id, campaign_id, player_id, badge_id, awarded_at,
                              first_awarded_at, points, event_id)
@@ -165,11 +167,17 @@ class Pair(msgspec.Struct, frozen=True, order=True):
     player: str
 
 
+class Locked(msgspec.Struct, frozen=True):
+    state: bytes  # empty for a new row
+    version: int  # moved by every write of the row (see migrations/0005)
+
+
 class SavedProgress(msgspec.Struct, frozen=True):
     pair: Pair
     state: bytes
     score: int
     reached_at: datetime | None
+    version: int
 
 
 class AwardRow(msgspec.Struct, frozen=True):
@@ -196,11 +204,14 @@ def _json(rows: list[Any]) -> str:
     return msgspec.json.encode(rows).decode()
 
 
-async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, bytes]:
+async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, Locked]:
     """Lock the progress rows of `pairs` (creating missing ones); returns their states."""
     ordered = [{"campaign": p.campaign, "player": p.player} for p in sorted(set(pairs))]
     rows = await conn.fetch(LOCK, tenant, _json(ordered))
-    return {Pair(r["campaign_id"], r["player_id"]): bytes(r["state"]) for r in rows}
+    return {
+        Pair(r["campaign_id"], r["player_id"]): Locked(bytes(r["state"]), r["version"])
+        for r in rows
+    }
 
 
 async def write(
@@ -231,6 +242,7 @@ def _saved_row(s: SavedProgress) -> dict[str, Any]:
         "state": s.state,
         "score": s.score,
         "reached_at": _utc(s.reached_at),
+        "version": s.version,
     }
 
 
