@@ -1,9 +1,10 @@
 """The reconciler: boards that drifted from Postgres are repaired, once a minute and at once
 after a failed write.
 
-A pass rebuilds boards that are missing or short and replays every score written since the
-last pass of any instance. One instance at a time makes it, for all (a lock in Redis), so
-adding instances does not multiply the replay.
+A pass rebuilds the boards whose ready marker is gone and replays every score written since
+the last pass of any instance, streamed in chunks: its cost follows what changed, not the size
+of the tables. One instance at a time makes it, for all (a lock in Redis), so adding instances
+does not multiply the replay.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gamify.boards import encoding, keys, store
 from gamify.campaigns import store as campaigns
 from gamify.campaigns.compiled import CompiledCampaign, EngineCache
 from gamify.platform.cancellation import stop_if_cancelled
+from gamify.platform.db import Conn
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ RECONCILE_EVERY = 60.0
 RECONCILE_LOCK_SECONDS = 120  # outlives a pass; frees the pass if its instance died in it
 # Rows committed just before a pass may carry an earlier updated_at than the pass's start.
 REPLAY_MARGIN = timedelta(seconds=10)
+CHUNK = 5000
 
 
 class Reconciler:
@@ -70,7 +73,7 @@ class Reconciler:
             await asyncio.sleep(1)  # let a burst of failures settle into one pass
 
     async def reconcile(self) -> bool:
-        """Repair drift: rebuild boards that are missing or short, replay recent changes.
+        """Repair drift: rebuild boards that are missing, replay recent changes.
 
         One instance at a time makes the pass, for all: the others' passes would read and
         replay the same rows. Returns False, leaving a failed write's replay request standing,
@@ -94,34 +97,49 @@ class Reconciler:
         # Where the last pass of any instance started (this instance's own when Redis lost
         # the mark): everything committed since then is replayed.
         watermark = datetime.fromisoformat(_text(last)) if last else self._watermark
-        async with self.pool.acquire() as conn:
-            found = await campaigns.matching(conn)
-            counts = await store.member_counts(conn)
-            changed, changed_windows = await store.changed_since(conn, watermark - REPLAY_MARGIN)
-        for tenant, campaign in found:
-            ready = await self.redis.exists(keys.ready(tenant, campaign.id))
-            members = await self.redis.zcard(keys.board(tenant, campaign.id))
-            if not ready or members < counts.get((tenant, campaign.id), 0):
-                await self.rebuild(tenant, campaign.id)
-        compiled = {(tenant, c.id): self.engines.get(tenant, c) for tenant, c in found}
-        await _replay(self.redis, compiled, changed, changed_windows)
+        await self._rebuild_missing()
+        compiled: dict[tuple[str, str], CompiledCampaign | None] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Streamed: memory stays bounded however much changed since the last pass.
+            async for chunk in store.changed_since(conn, watermark - REPLAY_MARGIN, CHUNK):
+                for tenant, campaign in {(r["tenant_id"], r["campaign_id"]) for r in chunk}:
+                    if (tenant, campaign) not in compiled:
+                        compiled[(tenant, campaign)] = await self._compiled(conn, tenant, campaign)
+                await _replay(self.redis, compiled, chunk)
         self._watermark = started
         await self.redis.set(keys.RECONCILED, started.isoformat())
+
+    async def _rebuild_missing(self) -> None:
+        """Rebuild the boards of campaigns whose ready marker is gone (Redis flushed or
+        restarted empty): one pipelined round trip checks them all."""
+        async with self.pool.acquire() as conn:
+            found = await campaigns.ids(conn)
+        if not found:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, campaign in found:
+                pipe.exists(keys.ready(tenant, campaign))
+            ready = await pipe.execute()
+        for (tenant, campaign), built in zip(found, ready, strict=True):
+            if not built:
+                await self.rebuild(tenant, campaign)
+
+    async def _compiled(self, conn: Conn, tenant: str, campaign: str) -> CompiledCampaign | None:
+        matched = await campaigns.matching(conn, tenant, campaign)
+        return self.engines.get(tenant, matched[0][1]) if matched else None
 
 
 async def _replay(
     redis: Redis,
-    compiled: dict[tuple[str, str], CompiledCampaign],
-    changed: list[asyncpg.Record],
-    windows: list[asyncpg.Record],
+    compiled: dict[tuple[str, str], CompiledCampaign | None],
+    rows: list[asyncpg.Record],
 ) -> None:
     async with redis.pipeline(transaction=False) as pipe:
-        for row in [*changed, *windows]:
+        for row in rows:
             campaign = compiled.get((row["tenant_id"], row["campaign_id"]))
             if campaign is None:
-                continue
-            board = row.get("board", "campaign")
-            period = row.get("period")
+                continue  # cancelled, or gone
+            board, period = row["board"], row["period"]
             key = keys.board(row["tenant_id"], row["campaign_id"], board, period)
             if row["score"] == 0:
                 pipe.zrem(key, row["player_id"])
@@ -131,7 +149,7 @@ async def _replay(
                     row["score"], row["reached_at"], campaign.starts_at, campaign.bits
                 )
             except encoding.BoardOverflow:
-                continue
+                continue  # left unranked, as the writer leaves it
             pipe.zadd(key, {row["player_id"]: encoded}, gt=period is None)
             if period is not None:
                 pipe.expireat(key, campaign.windows_expire_at)

@@ -7,6 +7,7 @@ the players package, so they read them here.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -31,17 +32,14 @@ OVERFLOWING = """
 SELECT count(*) FROM progress
 WHERE tenant_id = $1 AND campaign_id = $2 AND score >= (1::bigint << (53 - $3))
 """
-COUNTS = """
-SELECT tenant_id, campaign_id, count(*) AS members FROM progress WHERE score > 0
-GROUP BY tenant_id, campaign_id
-"""
+# Campaign and window scores in one stream: the campaign board's rows as board 'campaign'.
 CHANGED = """
-SELECT tenant_id, campaign_id, player_id, score, reached_at FROM progress
-WHERE updated_at > $1 AND score > 0
-"""
-CHANGED_WINDOWS = """
-SELECT tenant_id, campaign_id, board, period, player_id, score, reached_at FROM window_scores
-WHERE updated_at > $1
+SELECT tenant_id, campaign_id, 'campaign' AS board, NULL::date AS period, player_id, score,
+       reached_at
+FROM progress WHERE updated_at > $1 AND score > 0
+UNION ALL
+SELECT tenant_id, campaign_id, board, period, player_id, score, reached_at
+FROM window_scores WHERE updated_at > $1
 """
 NAMES = "SELECT id, display_name FROM players WHERE tenant_id = $1 AND id = ANY($2::text[])"
 
@@ -52,16 +50,14 @@ async def overflowing(pool: asyncpg.Pool, tenant: str, campaign: str, bits: int)
     return count
 
 
-async def member_counts(conn: Conn) -> dict[tuple[str, str], int]:
-    """Players with points, per (tenant, campaign): what each campaign board should hold."""
-    return {(r["tenant_id"], r["campaign_id"]): r["members"] for r in await conn.fetch(COUNTS)}
-
-
 async def changed_since(
-    conn: Conn, since: datetime
-) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-    """Campaign and window scores written after `since`."""
-    return await conn.fetch(CHANGED, since), await conn.fetch(CHANGED_WINDOWS, since)
+    conn: Conn, since: datetime, chunk: int
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """Campaign and window scores written after `since`, `chunk` rows at a time (inside a
+    transaction: the rows come from a server-side cursor)."""
+    cursor = await conn.cursor(CHANGED, since)
+    while rows := await cursor.fetch(chunk):
+        yield rows
 
 
 async def display_names(conn: Conn, tenant: str, ids: list[str]) -> dict[str, str | None]:

@@ -50,6 +50,9 @@ async def change(
 ) -> CampaignRow:
     """Apply a JSON merge patch; the rules only until the campaign starts or counts."""
     async with pool.acquire() as conn, conn.transaction():
+        # Before reading whether it counted: a fold in flight must not be missed, and none
+        # may start under the old rules until this commits.
+        await store.guard(conn, tenant)
         row = await store.get(conn, tenant, campaign_id, lock=True)
         if row is None:
             raise not_found(campaign_id)

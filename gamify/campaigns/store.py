@@ -12,6 +12,17 @@ from gamify.campaigns.document import Campaign
 from gamify.platform.db import Conn
 from gamify.tenants import audit
 
+# One advisory lock per tenant orders campaign changes against the write path: every write
+# transaction holds it shared from its first statement (events.store.INSERT) and reads the
+# open campaigns after that; creating or re-timing a campaign takes it exclusively. So an event
+# is either folded by its own transaction (which then sees the campaign) or committed before
+# the campaign is, where the backfill finds it; and rules never change under a fold.
+TENANT_GUARD = "hashtextextended('gamify.campaigns:' || $1, 0)"
+GUARD_EXCLUSIVE = f"SELECT pg_advisory_xact_lock({TENANT_GUARD})"
+# Events may arrive this much before their time (events.ingest.FUTURE_TOLERANCE), so a campaign
+# starting within it may already have missed some: the backfill owes them too.
+EARLY = "interval '5 minutes'"
+
 COLUMNS = """
 id, name, document, version, starts_at, ends_at, grace, cancelled_at, created_at, updated_at,
 backfill_pending, score_bits
@@ -22,7 +33,7 @@ INSERT INTO campaigns
     (tenant_id, id, name, starts_at, ends_at, timezone, grace, document, score_bits, closes_at,
      backfill_pending)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $5::timestamptz + $7::interval,
-        $4::timestamptz < now())
+        $4::timestamptz < now() + {EARLY})
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING {COLUMNS}
 """
@@ -38,7 +49,7 @@ UPDATE campaigns
 SET name = $3, starts_at = $4, ends_at = $5, timezone = $6, grace = $7, document = $8,
     score_bits = $9, closes_at = $5::timestamptz + $7::interval, version = version + 1,
     updated_at = now(),
-    backfill_pending = backfill_pending OR $4::timestamptz < now()
+    backfill_pending = backfill_pending OR $4::timestamptz < now() + {EARLY}
 WHERE tenant_id = $1 AND id = $2
 RETURNING {COLUMNS}
 """
@@ -106,9 +117,16 @@ def _values(campaign: Campaign) -> tuple[Any, ...]:
     )
 
 
+async def guard(conn: Conn, tenant: str) -> None:
+    """Wait for the tenant's write transactions in flight, and hold new ones off until this
+    transaction ends (see TENANT_GUARD)."""
+    await conn.execute(GUARD_EXCLUSIVE, tenant)
+
+
 async def create(conn: Conn, tenant: str, campaign: Campaign, *, actor: str) -> CampaignRow | None:
     """The new campaign, or None when the tenant already has one with this id."""
     async with conn.transaction():
+        await guard(conn, tenant)
         record = await conn.fetchrow(INSERT, tenant, campaign.id, *_values(campaign))
         if record is None:
             return None
@@ -179,6 +197,7 @@ async def has_progress(conn: Conn, tenant: str, campaign_id: str) -> bool:
     return counted
 
 
+IDS = "SELECT tenant_id, id FROM campaigns WHERE cancelled_at IS NULL ORDER BY tenant_id, id"
 MATCHING = """
 SELECT tenant_id, id, version, document, score_bits FROM campaigns
 WHERE cancelled_at IS NULL
@@ -196,3 +215,8 @@ async def matching(
         (r["tenant_id"], OpenCampaign(r["id"], r["version"], r["document"], r["score_bits"]))
         for r in rows
     ]
+
+
+async def ids(conn: Conn) -> list[tuple[str, str]]:
+    """Every campaign not cancelled, as (tenant, id): what the reconciler checks."""
+    return [(r["tenant_id"], r["id"]) for r in await conn.fetch(IDS)]

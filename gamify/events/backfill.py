@@ -60,7 +60,7 @@ async def _next_chunk(pool: asyncpg.Pool, tenant: str, compiled: CompiledCampaig
             EventIn(e.id, e.player, e.type, e.occurred_at, e.attributes)
             for e in await store.events_of(conn, tenant, players, *window)
         ]
-        await fold(conn, tenant, events, [[compiled]] * len(events))
+        await fold(conn, tenant, events, [[compiled]] * len(events), by_backfill=True)
         await store.advance_backfill(conn, tenant, compiled.id, players[-1])
     return len(events)
 

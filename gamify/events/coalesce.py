@@ -119,7 +119,13 @@ class Coalescer:
     async def _ingest(self, tenant: str, events: list[EventIn]) -> list[EventResult]:
         outcome = await _retrying(lambda: self._once(tenant, events))
         # Committed: Redis comes after, once for the whole group, and cannot undo anything.
-        return await ranked(self.boards, tenant, outcome)
+        # Nor may its failure be taken for the transaction's: a request retried now would
+        # find its own events stored and answer them as duplicates.
+        try:
+            return await ranked(self.boards, tenant, outcome)
+        except Exception:
+            log.exception("ranking a committed group failed; answering without ranks")
+            return outcome.results
 
     async def _once(self, tenant: str, events: list[EventIn]) -> Outcome:
         async with self.pool.acquire() as conn:

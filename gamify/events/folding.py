@@ -21,7 +21,12 @@ from gamify.platform.db import Conn
 
 
 async def fold(
-    conn: Conn, tenant: str, events: list[EventIn], touched: list[list[CompiledCampaign]]
+    conn: Conn,
+    tenant: str,
+    events: list[EventIn],
+    touched: list[list[CompiledCampaign]],
+    *,
+    by_backfill: bool = False,
 ) -> tuple[Folding, list[BoardUpdate]]:
     """Lock the touched pairs, fold each event into the campaigns it counts in, write it all.
 
@@ -32,7 +37,7 @@ async def fold(
         {Pair(c.id, e.player) for e, cs in zip(events, touched, strict=True) for c in cs}
     )
     locked = await store.lock(conn, tenant, pairs) if pairs else {}
-    folding = Folding(tenant, locked)
+    folding = Folding(tenant, locked, by_backfill)
     for event, counted_in in zip(events, touched, strict=True):
         folding.apply(event, counted_in)
     updates, window_rows = folding.board_changes()
@@ -50,8 +55,9 @@ async def fold(
 class Folding:
     """Engine states of the locked pairs, and everything their changes must write."""
 
-    def __init__(self, tenant: str, locked: dict[Pair, store.Locked]) -> None:
+    def __init__(self, tenant: str, locked: dict[Pair, store.Locked], by_backfill: bool) -> None:
         self.tenant = tenant
+        self.by_backfill = by_backfill
         self.states: dict[Pair, badges.PlayerState | None] = {
             pair: badges.PlayerState.from_bytes(row.state) if row.state else None
             for pair, row in locked.items()
@@ -93,6 +99,7 @@ class Folding:
                     granted.first_awarded_at if granted else award.awarded_at,
                     award.points,
                     granted.event_id if granted else event.id,
+                    granted.by_backfill if granted else self.by_backfill,
                 )
             if effects.awarded:
                 self.new_awards.update((pair, a.badge) for a in effects.awarded)

@@ -12,13 +12,19 @@ from typing import Any
 import msgspec
 
 from gamify.boards.updates import WindowRow
+from gamify.campaigns.store import TENANT_GUARD
 from gamify.platform.db import Conn
 
 # A batch travels as one JSON array: Postgres parses it far faster than asyncpg encodes a
 # dozen parallel arrays element by element. New players first, then the events; both sorted,
-# so that two requests carrying the same ids wait on each other instead of deadlocking.
-INSERT = """
-WITH input AS (
+# so that two requests carrying the same ids wait on each other instead of deadlocking. The
+# tenant's campaign guard is taken shared first (see campaigns.store.TENANT_GUARD): the open
+# campaigns are read by a later statement of the transaction, which sees every campaign
+# committed before the guard was granted.
+INSERT = f"""
+WITH guard AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock_shared({TENANT_GUARD})
+), input AS (
     SELECT * FROM json_to_recordset($2::text::json)
         AS e (id text, player text, type text, occurred_at timestamptz, attributes jsonb,
               hash text)
@@ -29,7 +35,7 @@ WITH input AS (
 )
 INSERT INTO events (tenant_id, id, player_id, type, occurred_at, attributes, payload_hash)
 SELECT $1, id, player, type, occurred_at, attributes, decode(hash, 'base64')
-FROM input ORDER BY id
+FROM input CROSS JOIN guard ORDER BY id
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING id
 """
@@ -40,7 +46,8 @@ SELECT e.id, e.payload_hash,
                           ORDER BY a.campaign_id, a.first_awarded_at, a.badge_id)
                 FILTER (WHERE a.badge_id IS NOT NULL), '[]') AS awards
 FROM events e
-LEFT JOIN awards a ON a.tenant_id = e.tenant_id AND a.event_id = e.id
+-- What the first arrival answered: not what a backfill credited to the event later.
+LEFT JOIN awards a ON a.tenant_id = e.tenant_id AND a.event_id = e.id AND NOT a.by_backfill
 WHERE e.tenant_id = $1 AND e.id = ANY($2::text[])
 GROUP BY e.id, e.payload_hash
 """
@@ -76,12 +83,12 @@ WITH saved AS (
         version = EXCLUDED.version, updated_at = now()
 ), awarded AS (
     INSERT INTO awards AS a (tenant_id, campaign_id, player_id, badge_id, awarded_at,
-                             first_awarded_at, points, event_id)
+                             first_awarded_at, points, event_id, by_backfill)
     SELECT $1, w.campaign, w.player, w.badge, w.awarded_at, w.first_awarded_at, w.points,
-           w.event_id
+           w.event_id, w.by_backfill
     FROM json_to_recordset($3::text::json)
          AS w (campaign text, player text, badge text, awarded_at timestamptz,
-               first_awarded_at timestamptz, points int, event_id text)
+               first_awarded_at timestamptz, points int, event_id text, by_backfill boolean)
     ON CONFLICT (tenant_id, campaign_id, player_id, badge_id) DO UPDATE
     SET awarded_at = LEAST(a.awarded_at, EXCLUDED.awarded_at)
 ), queued AS (
@@ -187,6 +194,7 @@ class AwardRow(msgspec.Struct, frozen=True):
     first_awarded_at: datetime
     points: int
     event_id: str
+    by_backfill: bool  # credited by a backfill, after the event's own arrival
 
 
 class OutboxRow(msgspec.Struct, frozen=True):
@@ -255,6 +263,7 @@ def _award_row(a: AwardRow) -> dict[str, Any]:
         "first_awarded_at": _utc(a.first_awarded_at),
         "points": a.points,
         "event_id": a.event_id,
+        "by_backfill": a.by_backfill,
     }
 
 

@@ -33,18 +33,22 @@ async def health() -> Health:
 @get(
     "/ready",
     tags=["operations"],
-    summary="Readiness: Postgres and Redis answer and every migration is applied",
+    summary="Readiness: can take events (Postgres answers, every migration applied); "
+    "`degraded` while Redis is away",
     responses={
         503: ResponseSpec(
-            Problem, description="Which dependency is not ready", media_type=MEDIA_TYPE
+            Problem, description="Why events cannot be taken", media_type=MEDIA_TYPE
         )
     },
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Ready] | Response[Problem]:
+    """Ready means "can take events": Postgres is the truth, and events are taken while Redis
+    is down (the boards are rebuilt when it is back). A load balancer must not drop every
+    instance during a Redis outage, so Redis only turns `ready` into `degraded`."""
     postgres, redis = await asyncio.gather(_check_postgres(request), _check_redis(request))
     checks = {"postgres": postgres, "redis": redis}
-    if all(result == "ok" for result in checks.values()):
-        return Response(Ready("ready", checks))
+    if postgres == "ok":
+        return Response(Ready("ready" if redis == "ok" else "degraded", checks))
     failed = [FieldProblem(name, result) for name, result in checks.items() if result != "ok"]
     return problem_response(
         request,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -91,3 +93,34 @@ async def test_while_another_instance_makes_its_pass_this_one_waits_its_turn(
     assert await reconciler.reconcile() is True
     assert not reconciler._dirty.is_set()
     assert await redis.get(keys.RECONCILED) is not None
+
+
+async def test_a_score_beyond_the_ceiling_does_not_rebuild_the_board_every_pass(
+    reconciler: Reconciler, redis: Redis, db: asyncpg.Connection
+) -> None:
+    # A player the board cannot rank exactly: in Postgres, left off the board.
+    await db.execute(
+        "INSERT INTO progress (tenant_id, campaign_id, player_id, state, score)"
+        " VALUES ('acme', 'earn-your-wings', 'whale', '\\x', $1)",
+        2**50,
+    )
+    rebuilt: list[tuple[str, str]] = []
+
+    async def rebuild(tenant: str, campaign: str) -> None:
+        rebuilt.append((tenant, campaign))
+
+    reconciler.rebuild = lambda tenant, campaign: asyncio.ensure_future(rebuild(tenant, campaign))
+    for _ in range(2):
+        assert await reconciler.reconcile() is True
+    assert rebuilt == []
+    assert await redis.zscore(BOARD, "whale") is None
+
+
+async def test_a_pass_rebuilds_a_board_whose_ready_marker_is_gone(
+    reconciler: Reconciler, redis: Redis
+) -> None:
+    await redis.delete(keys.ready("acme", "earn-your-wings"), BOARD)
+
+    assert await reconciler.reconcile() is True
+    assert await redis.exists(keys.ready("acme", "earn-your-wings"))
+    assert await redis.zscore(BOARD, "p1") is not None

@@ -13,7 +13,7 @@ from gamify.platform.settings import Settings
 from tests.gamify.support import assert_problem
 
 
-async def test_ready_is_503_while_redis_is_down_and_200_when_back(
+async def test_ready_stays_200_but_degraded_while_redis_is_down(
     settings: Settings, clean: None, tmp_path: Path
 ) -> None:
     valkey = EmbeddedValkey(tmp_path / "valkey", durable=False)
@@ -24,12 +24,15 @@ async def test_ready_is_503_while_redis_is_down_and_200_when_back(
             assert (await client.get("/ready")).status_code == 200
 
             valkey.stop()
-            body = assert_problem(await client.get("/ready"), 503)
-            assert [e["field"] for e in body["errors"]] == ["redis"]
+            degraded = await client.get("/ready")
+            assert degraded.status_code == 200, degraded.text  # events are still taken
+            assert degraded.json()["status"] == "degraded"
+            assert degraded.json()["checks"]["redis"].startswith("unreachable")
 
             valkey.start()
             back = await client.get("/ready")
             assert back.status_code == 200, back.text
+            assert back.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
     finally:
         valkey.stop()
 
