@@ -11,7 +11,7 @@ import asyncpg
 import click
 
 from gamify.platform import db, logs, server
-from gamify.platform.embedded import DataDirBusy
+from gamify.platform.embedded import EmbeddedError
 from gamify.platform.runtime import servers_for
 from gamify.platform.settings import Settings, SettingsError, from_env
 from gamify.tenants import store as tenants
@@ -36,7 +36,7 @@ def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         with servers_for(settings, owner=False, redis=False) as resolved:
             assert resolved.database_url is not None
             return asyncio.run(_migrated(resolved.database_url, work))
-    except DataDirBusy as exc:
+    except EmbeddedError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -71,7 +71,7 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = _settings()
     try:
         server.serve(settings, host, port, workers)
-    except DataDirBusy as exc:
+    except EmbeddedError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -173,7 +173,7 @@ def rebuild(tenant_id: str | None, campaign_id: str | None) -> None:
             done = asyncio.run(
                 _rebuild(resolved.database_url, resolved.redis_url, tenant_id, campaign_id)
             )
-    except DataDirBusy as exc:
+    except EmbeddedError as exc:
         raise click.ClickException(str(exc)) from None
     if not done:
         raise click.ClickException("no campaign matched")
@@ -185,7 +185,7 @@ async def _rebuild(
     database_url: str, redis_url: str, tenant_id: str | None, campaign_id: str | None
 ) -> dict[tuple[str, str], int]:
     from gamify.boards import functions
-    from gamify.boards import rebuild as boards_rebuild
+    from gamify.boards.rebuild import rebuild_here
     from gamify.campaigns import store as campaigns
     from gamify.campaigns.compiled import EngineCache
     from gamify.platform import redis_client
@@ -199,12 +199,7 @@ async def _rebuild(
         await functions.load(redis)
         for tenant, campaign in await campaigns.matching(pool, tenant_id, campaign_id):
             compiled = engines.get(tenant, campaign)
-            written = None
-            while written is None:  # another process holds the rebuild lock: wait for it
-                written = await boards_rebuild.rebuild(pool, redis, tenant, compiled)
-                if written is None:
-                    await asyncio.sleep(0.5)
-            done[(tenant, campaign.id)] = written
+            done[(tenant, campaign.id)] = await rebuild_here(pool, redis, tenant, compiled)
     finally:
         await redis.aclose()
         await pool.close()
