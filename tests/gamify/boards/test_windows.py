@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,15 +24,40 @@ from tests.gamify.support import (
 )
 
 BOARD = "/v1/campaigns/earn-your-wings/leaderboard"
-# Toronto left daylight time at 2026-11-01 02:00 (EDT, -04:00) for EST (-05:00): that local
-# day lasted 25 hours.
-START = datetime.fromisoformat("2026-10-24T00:00:00-04:00")
+TORONTO = ZoneInfo("America/Toronto")
+
+
+def last_fall_back() -> date:
+    """The latest day, at least two weeks ago, on which Toronto left daylight time (the first
+    Sunday of November, at 02:00 EDT, -04:00, for EST, -05:00): that local day lasted 25
+    hours. Computed from the clock, so that the campaign around it is always live."""
+    today = datetime.now(TORONTO).date()
+    for year in (today.year, today.year - 1):
+        first = date(year, 11, 1)
+        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
+        if sunday <= today - timedelta(days=14):
+            return sunday
+    raise AssertionError("unreachable: last year's November is always two weeks past")
+
+
+FALL_BACK = last_fall_back()
+START = datetime.combine(FALL_BACK - timedelta(days=8), time(), TORONTO)
+
+
+def local(day: int, clock: str = "09:00:00") -> str:
+    """RFC 3339 of a Toronto wall-clock time `day` days after the fall-back day."""
+    moment = datetime.combine(FALL_BACK + timedelta(days=day), time.fromisoformat(clock))
+    return moment.replace(tzinfo=TORONTO).isoformat()
+
+
+def day(offset: int) -> str:
+    return (FALL_BACK + timedelta(days=offset)).isoformat()
 
 
 @pytest.fixture
 async def headers(client: AsyncTestClient[Litestar]) -> dict[str, str]:
     key = await tenant_key(client, scopes=("events:write", "campaigns:write", "read"))
-    campaign = earn_your_wings(starts_at=START, days=90)
+    campaign = earn_your_wings(starts_at=START, days=(datetime.now(TORONTO) - START).days + 30)
     campaign["leaderboards"] = ["campaign", "daily", "weekly"]
     created = await client.post("/v1/campaigns", json=campaign, headers=bearer(key))
     assert created.status_code == 201, created.text
@@ -72,41 +97,41 @@ async def test_midnight_and_the_25_hour_day_fall_in_the_right_windows(
     client: AsyncTestClient[Litestar],
     headers: dict[str, str],
 ) -> None:
-    await fly(client, headers, "e1", "p1", "YVR", "2026-10-31T23:59:59-04:00")
-    await fly(client, headers, "e2", "p2", "YYC", "2026-11-01T00:00:00-04:00")
-    await fly(client, headers, "e3", "p3", "YUL", "2026-11-01T23:30:00-05:00")
-    result = await fly(client, headers, "e4", "p4", "YEG", "2026-11-02T00:00:00-05:00")
+    await fly(client, headers, "e1", "p1", "YVR", local(-1, "23:59:59"))  # -04:00
+    await fly(client, headers, "e2", "p2", "YYC", local(0, "00:00:00"))  # -04:00
+    await fly(client, headers, "e3", "p3", "YUL", local(0, "23:30:00"))  # -05:00
+    result = await fly(client, headers, "e4", "p4", "YEG", local(1, "00:00:00"))
     assert {(s["board"], s.get("period")) for s in result["scores"]} == {
         ("campaign", None),
-        ("daily", "2026-11-02"),
-        ("weekly", "2026-11-02"),
+        ("daily", day(1)),
+        ("weekly", day(1)),  # the Monday after
     }
 
-    assert await board(client, headers, "daily", "2026-10-31") == [("p1", 1)]
-    assert await board(client, headers, "daily", "2026-11-01") == [("p2", 1), ("p3", 1)]
-    assert await board(client, headers, "daily", "2026-11-02") == [("p4", 1)]
-    assert await board(client, headers, "weekly", "2026-10-26") == [("p1", 1), ("p2", 1), ("p3", 1)]
-    assert await board(client, headers, "weekly", "2026-11-02") == [("p4", 1)]
+    assert await board(client, headers, "daily", day(-1)) == [("p1", 1)]
+    assert await board(client, headers, "daily", day(0)) == [("p2", 1), ("p3", 1)]
+    assert await board(client, headers, "daily", day(1)) == [("p4", 1)]
+    assert await board(client, headers, "weekly", day(-6)) == [("p1", 1), ("p2", 1), ("p3", 1)]
+    assert await board(client, headers, "weekly", day(1)) == [("p4", 1)]
 
 
 async def test_a_late_event_moves_points_to_its_own_window_only(
     client: AsyncTestClient[Litestar],
     headers: dict[str, str],
 ) -> None:
-    await fly(client, headers, "e1", "p4", "YEG", "2026-11-02T09:00:00-05:00")
-    await fly(client, headers, "e2", "p4", "YVR", "2026-11-10T09:00:00-05:00")
-    assert await board(client, headers, "daily", "2026-11-10") == [("p4", 1)]
-    assert await board(client, headers, "weekly", "2026-11-09") == [("p4", 1)]
+    await fly(client, headers, "e1", "p4", "YEG", local(1))  # a Monday
+    await fly(client, headers, "e2", "p4", "YVR", local(9))  # the Tuesday a week later
+    assert await board(client, headers, "daily", day(9)) == [("p4", 1)]
+    assert await board(client, headers, "weekly", day(8)) == [("p4", 1)]
 
-    # reported late: a YVR flight on Thursday 5 November takes the badge (and its point) there
-    late = await fly(client, headers, "e0", "p4", "YVR", "2026-11-05T09:00:00-05:00")
+    # reported late: a YVR flight on the Thursday before takes the badge (and its point) there
+    late = await fly(client, headers, "e0", "p4", "YVR", local(4))
     weekly = next(s for s in late["scores"] if s["board"] == "weekly")
-    assert (weekly["period"], weekly["score"], weekly["rank"]) == ("2026-11-02", 2, 1)
-    assert await board(client, headers, "daily", "2026-11-05") == [("p4", 1)]
-    assert await board(client, headers, "daily", "2026-11-10") == []
-    assert await board(client, headers, "weekly", "2026-11-09") == []
-    assert await board(client, headers, "weekly", "2026-11-02") == [("p4", 2)]
-    assert await board(client, headers, "daily", "2026-11-02") == [("p4", 1)]
+    assert (weekly["period"], weekly["score"], weekly["rank"]) == (day(1), 2, 1)
+    assert await board(client, headers, "daily", day(4)) == [("p4", 1)]
+    assert await board(client, headers, "daily", day(9)) == []
+    assert await board(client, headers, "weekly", day(8)) == []
+    assert await board(client, headers, "weekly", day(1)) == [("p4", 2)]
+    assert await board(client, headers, "daily", day(1)) == [("p4", 1)]
     campaign = await client.get(BOARD, headers=headers)
     assert [(e["player"], e["score"]) for e in campaign.json()["entries"]] == [("p4", 2)]
 
@@ -115,7 +140,7 @@ async def test_the_current_window_is_the_default_period(
     client: AsyncTestClient[Litestar],
     headers: dict[str, str],
 ) -> None:
-    toronto = ZoneInfo("America/Toronto")
+    toronto = TORONTO
     when = datetime.now(toronto) - timedelta(minutes=1)
     await fly(client, headers, "now", "p1", "YVR", when.isoformat())
     daily = (await client.get(BOARD, params={"board": "daily"}, headers=headers)).json()
