@@ -8,6 +8,7 @@ Redis database.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -72,20 +73,37 @@ async def clean(migrated: str, servers: Servers) -> AsyncIterator[None]:
     await redis.flushdb()
     await redis.aclose()
     yield
+    await _nothing_left_running(migrated)
+
+
+# Sessions still at work once a test is over: a task its app did not stop with it.
+AT_WORK = """
+SELECT pid, state, left(query, 200) AS query FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
+"""
+
+
+async def _nothing_left_running(url: str) -> None:
+    """Every test stops what it started: its apps, with their background tasks. A session
+    still at work a few seconds after the test is a leak into the next test."""
+    conn = await asyncpg.connect(url)
+    try:
+        for _ in range(50):
+            busy = await conn.fetch(AT_WORK)
+            if not busy:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"sessions left at work by this test: {[dict(r) for r in busy]}")
+    finally:
+        await conn.close()
 
 
 async def _truncate(conn: asyncpg.Connection, names: str) -> None:
-    # A background task of an earlier test's app (a backfill, a reconciler pass) may still hold
-    # a transaction when its app is gone: end such sessions rather than wait on their locks.
-    await conn.execute("SET lock_timeout = '5s'")
-    try:
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    except asyncpg.LockNotAvailableError:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    # Every test checks that it left nothing at work (see _nothing_left_running), so a lock
+    # held here is a bug to see, not a session to end: fail rather than wait forever.
+    await conn.execute("SET lock_timeout = '10s'")
+    await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ ADAPTERS = ("gamify.platform.embedded.postgres", "gamify.platform.embedded.valke
 
 @pytest.fixture
 def without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if the wheels were not installed: importing them fails (None in sys.modules)."""
-    for name in BINARIES:
+    """As if the wheels were not installed: importing them fails (None in sys.modules, for
+    their submodules too: a cached submodule would be found without its package)."""
+    loaded = [n for n in sys.modules if n.split(".")[0] in BINARIES]
+    for name in {*BINARIES, *loaded}:
         monkeypatch.setitem(sys.modules, name, None)
     for name in ADAPTERS:
         monkeypatch.delitem(sys.modules, name, raising=False)
