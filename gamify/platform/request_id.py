@@ -8,7 +8,6 @@ request runs, so every line logged meanwhile carries it. After the response, the
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 import time
@@ -17,15 +16,14 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from structlog.typing import FilteringBoundLogger
+
+from gamify.platform import logs
 
 HEADER = b"x-request-id"
 # Accept the caller's id (a proxy's trace id) only when it is short and harmless to log.
 _SAFE = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
-ACCESS_LOGGER = "gamify.access"
-# The stdlib logger answers "is INFO on?" directly; structlog's lazy proxy would bind first.
-_access_enabled = logging.getLogger(ACCESS_LOGGER).isEnabledFor
-_access = structlog.stdlib.get_logger(ACCESS_LOGGER)
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -46,8 +44,9 @@ class RequestIdMiddleware(ASGIMiddleware):
         tokens = structlog.contextvars.bind_contextvars(request_id=text)
         try:
             # Asked once per request: at WARNING the hot path pays for no clock and no record.
-            if _access_enabled(logging.INFO):
-                await _served_and_logged(scope, receive, send, next_app, request_id)
+            access = logs.access()
+            if access is not None:
+                await _served_and_logged(scope, receive, send, next_app, request_id, access)
             else:
                 await next_app(scope, receive, _with_id(send, request_id))
         finally:
@@ -64,7 +63,12 @@ def _with_id(send: Send, request_id: bytes) -> Send:
 
 
 async def _served_and_logged(
-    scope: HTTPScope, receive: Receive, send: Send, next_app: ASGIApp, request_id: bytes
+    scope: HTTPScope,
+    receive: Receive,
+    send: Send,
+    next_app: ASGIApp,
+    request_id: bytes,
+    access: FilteringBoundLogger,
 ) -> None:
     started = time.perf_counter()
     status: int | None = None  # stays None if the exchange ends before a response starts
@@ -81,7 +85,7 @@ async def _served_and_logged(
     finally:
         # In `finally`, so a request cut short (a client gone, a cancelled task) is logged too.
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        _access.info(
+        access.info(
             "request",
             method=scope["method"],
             path=scope["path"],
