@@ -3,26 +3,50 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 
 from gamify.boards import reader, reads
 from gamify.boards.batch import ReadBatcher
 from gamify.boards.names import DisplayNames
 from gamify.boards.service import Boards
+from gamify.campaigns.schema import CampaignId
 from gamify.platform.container import container_of
+from gamify.platform.openapi import ProblemOperation
 from gamify.tenants.guards import Principal, requires
 
+# As an event names its player (events/wire.py); Postgres text cannot hold U+0000.
+PlayerId = Annotated[
+    str,
+    Parameter(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00]*$",
+        description="the partner's player id: 1 to 128 characters, U+0000 excepted",
+    ),
+]
 BoardName = Annotated[
-    str, Parameter(description="`campaign`, or a window the campaign names (`daily`, `weekly`)")
+    Literal["campaign", "daily", "weekly"],
+    Parameter(
+        description="`campaign`, or a window the campaign names (`daily`, `weekly`); "
+        "another is a 400"
+    ),
 ]
 Period = Annotated[
     date | None,
     Parameter(
-        description="a window's first local day (a Monday for weekly); default: the current one"
+        description="a window's first local day (a Monday for weekly); default: the current "
+        "one. The campaign board has no periods: a period with it is a 400"
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    Parameter(
+        pattern=r"^[A-Za-z0-9_-]+={0,2}$",
+        description="`next` of the previous page (opaque; one this board did not give is a 400)",
     ),
 ]
 
@@ -48,15 +72,19 @@ class LeaderboardController(Controller):
     tags = ["leaderboards"]
     guards = [requires("read", player_tokens=True)]
 
-    @get("/", summary="A board, best first; `next` is a stable cursor for the following page")
+    @get(
+        "/",
+        summary="A board, best first; `next` is a stable cursor for the following page",
+        operation_class=ProblemOperation,
+    )
     async def board(
         self,
         request: Request[Any, Principal, Any],
-        campaign_id: FromPath[str],
+        campaign_id: CampaignId,
         board: BoardName = "campaign",
         period: Period = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-        after: Annotated[str | None, Parameter(description="`next` of the previous page")] = None,
+        after: Cursor = None,
     ) -> Board:
         container = container_of(request)
         boards = container.get(Boards)
@@ -66,12 +94,16 @@ class LeaderboardController(Controller):
         )
         return Board(board, found.total, found.entries, found.next, ref.period)
 
-    @get("/players/{player:str}", summary="A player's rank, score, percentile and neighbours")
+    @get(
+        "/players/{player:str}",
+        summary="A player's rank, score, percentile and neighbours",
+        operation_class=ProblemOperation,
+    )
     async def player(
         self,
         request: Request[Any, Principal, Any],
-        campaign_id: FromPath[str],
-        player: FromPath[str],
+        campaign_id: CampaignId,
+        player: PlayerId,
         board: BoardName = "campaign",
         period: Period = None,
         around: Annotated[int, Parameter(ge=0, le=50)] = 5,

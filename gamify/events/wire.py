@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from gamify.platform.problems import FieldProblem, field_problem_from_msgspec
+from gamify.platform.decoding import NUL_ESCAPE, decode_part
+from gamify.platform.problems import FieldProblem
 
 MAX_EVENTS = 1000
 
@@ -20,8 +21,11 @@ class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attributes: dict[str, Any] = {}
 
 
-class EventsIn(msgspec.Struct, forbid_unknown_fields=True):
-    """The request body; decoded event by event so that every bad field is named."""
+class EventsIn(msgspec.Struct):
+    """The request body, for the OpenAPI document: `decode_events` reads it event by event.
+
+    Other members of the envelope are ignored, as they always were (unlike unknown fields of an
+    event), so the document allows them."""
 
     events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
 
@@ -60,41 +64,23 @@ class _Envelope(msgspec.Struct):
 
 
 def decode_events(body: bytes) -> tuple[list[EventIn], list[FieldProblem]]:
-    """Every event of the body, or every problem with its path (`events[3].occurred_at`)."""
-    try:
-        envelope = msgspec.json.decode(body, type=_Envelope)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return [], [field_problem_from_msgspec(exc)]
+    """Every event of the body, or every problem with its path (`events[3].occurred_at`).
+
+    Each event is decoded on its own: a valid one costs one msgspec call, and only an event
+    that fails is taken apart to name each of its bad fields (see `platform.decoding`)."""
+    # The envelope's Raw events hold no text of their own to search for U+0000.
+    envelope, problems = decode_part(body, _Envelope, "", nul_escaped=False)
+    if envelope is None:
+        return [], problems
     count = len(envelope.events)
     if not 1 <= count <= MAX_EVENTS:
         return [], [FieldProblem("events", f"send 1 to {MAX_EVENTS} events, not {count}")]
+    nul_escaped = NUL_ESCAPE in body
     decoded: list[EventIn] = []
-    problems: list[FieldProblem] = []
     for i, raw in enumerate(envelope.events):
-        try:
-            event = msgspec.json.decode(raw, type=EventIn)
-        except msgspec.ValidationError as exc:
-            problems.append(field_problem_from_msgspec(exc, f"events[{i}]"))
-            continue
-        decoded.append(event)
-        problems += [
-            FieldProblem(f"events[{i}].{path}", "may not contain U+0000")
-            for path in nul_paths(msgspec.structs.asdict(event))
-        ]
+        event, bad = decode_part(raw, EventIn, f"events[{i}]", nul_escaped=nul_escaped)
+        if event is None:
+            problems += bad
+        else:
+            decoded.append(event)
     return decoded, problems
-
-
-def nul_paths(value: Any, path: str = "") -> list[str]:
-    """Where U+0000 hides in a JSON value: Postgres can store it in neither text nor jsonb."""
-    if isinstance(value, str):
-        return [path] if "\x00" in value else []
-    if isinstance(value, dict):
-        return [
-            p
-            for key, item in value.items()
-            for p in ([f"{path}.{key}".lstrip(".")] if "\x00" in key else [])
-            + nul_paths(item, f"{path}.{key}".lstrip("."))
-        ]
-    if isinstance(value, list):
-        return [p for i, item in enumerate(value) for p in nul_paths(item, f"{path}[{i}]")]
-    return []

@@ -19,6 +19,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from msgspec import UNSET, UnsetType
 from redis.exceptions import RedisError
 
 from gamify.platform.request_id import request_id_of
@@ -37,13 +38,21 @@ class FieldProblem(msgspec.Struct, frozen=True):
     message: str
 
 
-class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem; `errors` names every bad field of a 400, and is empty otherwise."""
+
+    # No omit_defaults: API.md wants `type` and `errors` always present. What may be missing
+    # is UNSET, which msgspec leaves out, rather than None, which it would write as null.
     type: str = "about:blank"
     title: str
     status: int
-    detail: str | None = None
+    detail: str | UnsetType = UNSET
     errors: list[FieldProblem] = msgspec.field(default_factory=list)
-    request_id: str | None = None
+    request_id: str | UnsetType = UNSET
+
+
+def _detail(text: str | None) -> str | UnsetType:
+    return UNSET if text is None else text
 
 
 class ApiError(Exception):
@@ -61,7 +70,7 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(detail or title)
         self.problem = Problem(
-            type=type, title=title, status=status, detail=detail, errors=errors or []
+            type=type, title=title, status=status, detail=_detail(detail), errors=errors or []
         )
         self.headers = dict(headers or {})
 
@@ -100,11 +109,11 @@ def problem_response(
     request: Request[Any, Any, Any], problem: Problem, headers: Mapping[str, str] | None = None
 ) -> Response[Problem]:
     all_headers = dict(headers or {})
-    problem.request_id = request_id_of(request.scope)
-    if problem.request_id is None:
+    request_id = request_id_of(request.scope)
+    if request_id is None:
         # Routing errors (404, 405) are raised before the request-id middleware runs.
-        problem.request_id = secrets.token_hex(8)
-        all_headers["x-request-id"] = problem.request_id
+        request_id = all_headers["x-request-id"] = secrets.token_hex(8)
+    problem.request_id = request_id
     return Response(problem, status_code=problem.status, media_type=MEDIA_TYPE, headers=all_headers)
 
 
@@ -125,6 +134,8 @@ def _field_problem(item: dict[str, Any]) -> FieldProblem:
     # Litestar moves msgspec's path into `key`, naming the whole body `data`.
     message = str(item.get("message", "invalid"))
     key = str(item.get("key") or "")
+    if message == repr(key):
+        message = "is required"  # Litestar's KeyError for a missing body (key `data`)
     if " - at `$" not in message and key and key != "data":
         message = f"{message} - at `$.{key}`"
     return field_problem_from_message(message)
@@ -133,7 +144,7 @@ def _field_problem(item: dict[str, Any]) -> FieldProblem:
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     title = _TITLES.get(exc.status_code, "Error")
     detail = exc.detail if exc.detail and exc.detail != title else None
-    problem = Problem(title=title, status=exc.status_code, detail=detail)
+    problem = Problem(title=title, status=exc.status_code, detail=_detail(detail))
     if exc.status_code == 400:
         # A body that is not JSON at all: the whole body is the bad field.
         problem.type = VALIDATION

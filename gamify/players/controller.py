@@ -7,18 +7,18 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post, put
-from litestar.params import FromPath, JSONBody
 
+from gamify.boards.controller import PlayerId
 from gamify.boards.names import DisplayNames
 from gamify.campaigns.compiled import EngineCache
 from gamify.platform.container import container_of
+from gamify.platform.decoding import decoded
+from gamify.platform.openapi import ProblemOperation, body_operation
 from gamify.platform.problems import ApiError
 from gamify.players import store
 from gamify.players.profiles import Profile, profile
 from gamify.tenants import tokens
 from gamify.tenants.guards import Principal, requires
-
-PlayerId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
 class PlayerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,13 +44,12 @@ class PlayerController(Controller):
         "/{player:str}",
         guards=[requires("events:write")],
         summary="Set a player's display name and metadata (creates the player)",
+        operation_class=body_operation(PlayerIn),
     )
     async def put_player(
-        self,
-        request: Request[Any, Principal, Any],
-        player: FromPath[PlayerId],
-        data: JSONBody[PlayerIn],
+        self, request: Request[Any, Principal, Any], player: PlayerId
     ) -> PlayerOut:
+        data = decoded(await request.body(), PlayerIn)
         container = container_of(request)
         tenant = request.auth.tenant
         async with container.db.acquire() as conn:
@@ -62,10 +61,9 @@ class PlayerController(Controller):
         "/{player:str}",
         guards=[requires("read", player_tokens=True)],
         summary="A player's score, badges and progress in every campaign",
+        operation_class=ProblemOperation,
     )
-    async def profile(
-        self, request: Request[Any, Principal, Any], player: FromPath[PlayerId]
-    ) -> Profile:
+    async def profile(self, request: Request[Any, Principal, Any], player: PlayerId) -> Profile:
         principal = request.auth
         if not principal.may_read_player(player):
             raise _not_found(player)  # another player's profile does not exist for a token
@@ -82,9 +80,10 @@ class PlayerController(Controller):
         status_code=201,
         guards=[requires("players:token")],
         summary="A short-lived token with which an app reads as this player",
+        operation_class=ProblemOperation,
     )
     async def token(
-        self, request: Request[Any, Principal, Any], player: FromPath[PlayerId]
+        self, request: Request[Any, Principal, Any], player: PlayerId
     ) -> tokens.IssuedToken:
         secret = container_of(request).secret
         return tokens.issue(secret, request.auth.tenant, player, datetime.now(UTC))
