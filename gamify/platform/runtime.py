@@ -25,7 +25,10 @@ def servers_for(settings: Settings, *, owner: bool, redis: bool = True) -> Itera
     if not (start_postgres or start_valkey):
         yield settings
         return
-    servers = EmbeddedServers(settings.data_dir, postgres=start_postgres, valkey=start_valkey)
+    # Only an owner supervises: a command's own servers live no longer than the command.
+    servers = EmbeddedServers(
+        settings.data_dir, postgres=start_postgres, valkey=start_valkey, supervise=owner
+    )
     try:
         servers.start()
     except DataDirBusy:

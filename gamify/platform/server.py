@@ -1,11 +1,20 @@
-"""`gamify serve`: embedded servers (if needed), migrations, then Granian workers."""
+"""`gamify serve`: embedded servers (if needed), migrations, then Granian workers.
+
+Granian forks its workers from this process. A worker must not outlive it: one left behind
+by a killed `gamify serve` would keep answering on its port with the URLs of servers the next
+owner stops. So each worker asks the kernel (Linux's PR_SET_PDEATHSIG) for a SIGTERM, which a
+Granian worker takes as a graceful stop, when its owner dies.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import logging
 import os
 import signal
+import sys
 from types import FrameType
 
 from granian.constants import Interfaces
@@ -18,11 +27,37 @@ from gamify.platform.settings import Settings, ensure_secret
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_forking_pid = 0  # who is forking, as the child sees it
+
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     # Until Granian installs its own handlers, SIGTERM must unwind through `finally`
     # (stopping embedded servers) instead of killing the process where it stands.
     raise KeyboardInterrupt
+
+
+def _note_forker() -> None:
+    global _forking_pid
+    _forking_pid = os.getpid()
+
+
+def _end_with(owner: int) -> None:
+    """In a process just forked: if the owner forked it, end it when the owner dies."""
+    if _forking_pid != owner:  # a worker's own child: not ours to tie
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return
+    if os.getppid() != owner:  # the owner died before the request took hold
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _tie_workers_to_this_process() -> None:
+    if sys.platform.startswith("linux"):
+        os.register_at_fork(
+            before=_note_forker, after_in_child=functools.partial(_end_with, os.getpid())
+        )
 
 
 async def migrate(database_url: str) -> list[int]:
@@ -43,6 +78,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             if applied:
                 log.info("applied migrations %s", applied)
             os.environ.update(resolved.to_env())
+            _tie_workers_to_this_process()
             Server(
                 "gamify.asgi:app",
                 factory=True,

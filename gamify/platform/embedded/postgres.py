@@ -3,6 +3,9 @@
 We drive `initdb` and `pg_ctl` ourselves instead of the package's `get_server()` because that
 helper stops its server from `atexit` and a pid list, which a SIGTERM or a killed process
 leaves stale; gamify needs a deterministic stop on every exit path.
+
+The port is chosen at the first start and kept: a restart (after a crash, by the supervisor)
+serves the URL that clients and `servers.json` already hold.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 with warnings.catch_warnings():
     # The package computes a runtime dir at import and warns when XDG_RUNTIME_DIR is unset;
     # gamify never uses that dir.
@@ -28,6 +33,7 @@ with warnings.catch_warnings():
         ensure_user_exists,
     )
 
+from gamify.platform.embedded import processes
 from gamify.platform.embedded.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,11 @@ class EmbeddedPostgres:
         self.log_file = self.pgdata / "server.log"
         self.port: int | None = None
         self._run_as = _unprivileged_user() if os.geteuid() == 0 else None
+        self._postmaster: psutil.Process | None = None
+
+    @property
+    def label(self) -> str:
+        return f"postgres in {self.pgdata} on port {self.port}"
 
     @property
     def url(self) -> str:
@@ -71,23 +82,43 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         self._stop_leftover()
-        self.port = free_port()
+        self.port = self.port or free_port()
         self._write_conf(self.port)
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file))
+        self._postmaster = self._find_postmaster()
+        if self._postmaster is None:
+            raise EmbeddedPostgresError(f"postgres started in {self.pgdata} but is not running")
         self._ensure_database()
         return self.url
 
+    def restart(self) -> None:
+        """Start again after the postmaster died (its backends and pid file are cleared)."""
+        self.start()
+
     def stop(self) -> None:
-        if not self.is_running():
-            return
-        try:
-            self._pg_ctl("stop", "-m", "fast", "-w", "-t", "8")
-        except EmbeddedPostgresError:
-            log.warning("fast shutdown of %s failed; forcing it", self.pgdata)
-            self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "5", check=False)
+        postmaster = self._find_postmaster()
+        if postmaster is not None:
+            try:
+                self._pg_ctl("stop", "-m", "fast", "-w", "-t", "8")
+            except EmbeddedPostgresError:
+                log.warning("fast shutdown of %s failed; forcing it", self.pgdata)
+                self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "5", check=False)
+            # pg_ctl returns once the pid file is gone, a moment before the process is.
+            processes.wait_gone([postmaster], 5)
+        # A postmaster that died before this stop leaves backends for a moment: end them too.
+        processes.stop_postgres(self.pgdata)
+        self._postmaster = None
+
+    def alive(self) -> bool:
+        """The postmaster this object started still runs (a zombie counts as dead)."""
+        return processes.running(self._postmaster)
 
     def is_running(self) -> bool:
-        return self._pg_ctl("status", check=False).returncode == 0
+        # Not `pg_ctl status`: it takes the zombie of a killed postmaster for a live one.
+        return self._find_postmaster() is not None
+
+    def _find_postmaster(self) -> psutil.Process | None:
+        return processes.from_pidfile(self.pgdata / "postmaster.pid", "postgres", self.pgdata)
 
     def _initdb(self) -> None:
         self._run(
@@ -104,11 +135,10 @@ class EmbeddedPostgres:
             conf.write(f"\ninclude_if_exists = '{CONF_NAME}'\n")
 
     def _stop_leftover(self) -> None:
-        # A previous owner killed with SIGKILL leaves its postmaster running: stop it rather
-        # than start a second server on the same files.
-        if self.is_running():
-            log.warning("stopping a postgres left running in %s", self.pgdata)
-            self._pg_ctl("stop", "-m", "fast", "-w", "-t", "10", check=False)
+        # A previous owner killed with SIGKILL leaves its postmaster running, and a killed
+        # postmaster leaves backends and a pid file: clear both rather than start a second
+        # server on the same files (or fail to start one).
+        processes.stop_postgres(self.pgdata)
 
     def _write_conf(self, port: int) -> None:
         settings = {
