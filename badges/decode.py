@@ -52,7 +52,9 @@ def decode_rules(data: bytes | str | Mapping[str, Any]) -> Rules:
             errors.append(FieldError(name, "is required"))
     badges = _items(raw, "badges", Badge, errors)
     scoring = _items(raw, "scoring", ScoringRule, errors)
-    complete = len(campaign) >= 3 and _FAILED not in campaign.values()
+    # Counting entries is not enough: grace may be among them while timezone is missing.
+    required = ("starts_at", "ends_at", "timezone")
+    complete = all(name in campaign for name in required) and _FAILED not in campaign.values()
     rules = None
     if complete:
         rules = Rules(**campaign, badges=[b for _, b in badges], scoring=[s for _, s in scoring])

@@ -24,7 +24,15 @@ from badges.errors import FieldError
 from badges.matching import scalar_key
 from badges.rules import Badge, Rules, ScoringRule
 
-__all__ = ["EARLIEST", "LATEST", "MAX_GRACE", "MAX_SPAN", "validate", "validate_parts"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "MAX_GRACE",
+    "MAX_POINTS",
+    "MAX_SPAN",
+    "validate",
+    "validate_parts",
+]
 
 # Limits that keep every date arithmetic of a campaign (and of the boards' score encoding)
 # far from datetime's range: a campaign lies between 1970 and 2200 UTC, lasts at most ten
@@ -33,6 +41,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_SPAN = timedelta(days=3653)
 MAX_GRACE = timedelta(days=30)
+# Points of one badge or one scoring rule: a score is stored as a 32-bit count per badge and
+# must stay far below the boards' ceiling (2^24 for the longest campaign).
+MAX_POINTS = 1_000_000
 
 
 def validate(rules: Rules) -> list[FieldError]:
@@ -113,6 +124,8 @@ def _badge(badge: Badge, path: str) -> list[FieldError]:
         errors.append(FieldError(f"{path}.name", "must not be empty"))
     if badge.points < 0:
         errors.append(FieldError(f"{path}.points", "must not be negative"))
+    elif badge.points > MAX_POINTS:
+        errors.append(FieldError(f"{path}.points", f"must be at most {MAX_POINTS:,}"))
     if badge.reward is not None:
         if badge.reward.amount <= 0:
             errors.append(FieldError(f"{path}.reward.amount", "must be positive"))
@@ -179,6 +192,8 @@ def _scoring(rule: ScoringRule, path: str) -> list[FieldError]:
         # Negative points would let a late event lower a score, so a score could no longer
         # be "reached" at one instant; the leaderboard tie rule depends on that.
         errors.append(FieldError(f"{path}.points", "must not be negative"))
+    elif rule.points > MAX_POINTS:
+        errors.append(FieldError(f"{path}.points", f"must be at most {MAX_POINTS:,}"))
     if rule.where is not None:
         errors += _where(rule.where, f"{path}.where")
     return errors

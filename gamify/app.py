@@ -17,11 +17,15 @@ from gamify.boards.batch import ReadBatcher
 from gamify.boards.names import DisplayNames
 from gamify.boards.service import Boards
 from gamify.campaigns import controller as campaigns_api
+from gamify.campaigns.clock import Clock
 from gamify.campaigns.compiled import EngineCache
 from gamify.campaigns.hooks import CampaignHooks
 from gamify.events import controller as events_api
 from gamify.events.backfill import Backfills
 from gamify.events.coalesce import Coalescer
+from gamify.payouts import controller as payouts_api
+from gamify.payouts import settlement
+from gamify.payouts.delivery import Dispatcher
 from gamify.platform import db, health, logs, migrations, redis_client
 from gamify.platform.container import Container
 from gamify.platform.problems import HANDLERS
@@ -50,9 +54,14 @@ def create_app(settings: Settings) -> Litestar:
         app.state.container = container
         await container.get(Boards).start()
         await container.get(Backfills).resume()
+        container.get(Clock).start()
+        if settings.delivery_in_process:
+            container.get(Dispatcher).start()
         try:
             yield
         finally:
+            await container.get(Dispatcher).stop()
+            await container.get(Clock).stop()
             await container.get(Backfills).stop()
             await container.get(Boards).stop()
             await redis.aclose()
@@ -68,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
             events_api.post_events,
             players_api.PlayerController,
             boards_api.LeaderboardController,
+            payouts_api.PayoutController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],
@@ -97,6 +107,9 @@ def _wire(container: Container) -> Container:
     boards = container.add(Boards(pool, redis, engines))
     backfills = container.add(Backfills(pool, boards))
     hooks.on_backfill_owed(backfills.start)
+    hooks.on_settlement_due(lambda tenant, campaign: settlement.settle(pool, tenant, campaign))
+    container.add(Clock(pool, hooks))
+    container.add(Dispatcher(pool, max_backoff=container.settings.delivery_max_backoff))
     # Half the pool for the write path leaves connections for reads under a write storm.
     parallel = container.settings.db_pool_size // 2
     container.add(Coalescer(pool, engines, boards.writer, parallel=parallel))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -73,6 +74,44 @@ def serve(host: str, port: int, workers: int) -> None:
         server.serve(settings, host, port, workers)
     except EmbeddedError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+def worker() -> None:
+    """Deliver credits to loyalty systems until SIGINT or SIGTERM.
+
+    Every `gamify serve` delivers too unless GAMIFY_DELIVERY_IN_PROCESS=0; any number of
+    workers and servers may run at once (each credit is claimed by one).
+    """
+    settings = _settings()
+    try:
+        with servers_for(settings, owner=False, redis=False) as resolved:
+            assert resolved.database_url is not None
+            asyncio.run(_deliver(resolved))
+    except EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def _deliver(settings: Settings) -> None:
+    from gamify.payouts.delivery import Dispatcher
+
+    assert settings.database_url is not None
+    await server.migrate(settings.database_url)
+    pool = await db.connect(settings.database_url, 4)
+    dispatcher = Dispatcher(pool, max_backoff=settings.delivery_max_backoff)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await dispatcher.run_forever()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await dispatcher.stop()
+        await pool.close()
 
 
 @main.command()

@@ -78,7 +78,7 @@ async def end(pool: asyncpg.Pool, tenant: str, campaign_id: str, *, actor: str) 
         row = await store.get(conn, tenant, campaign_id, lock=True)
         if row is None:
             raise not_found(campaign_id)
-        current = document.status(row.starts_at, row.ends_at, row.cancelled_at, datetime.now(UTC))
+        current = row.status(datetime.now(UTC))
         if current != "live":
             raise ApiError(409, "Conflict", f"campaign {campaign_id} is {current}, not live")
         return await store.end_now(conn, tenant, campaign_id, actor=actor)
@@ -99,3 +99,16 @@ def _check_changeable(row: CampaignRow, changed: list[str], counted: bool) -> No
             type=VALIDATION,
             errors=[FieldProblem(name, "cannot change after starts_at") for name in frozen],
         )
+
+
+async def cancel(pool: asyncpg.Pool, tenant: str, campaign_id: str, *, actor: str) -> CampaignRow:
+    """Cancel a campaign that has not settled: it stops taking events and pays no pool. The row
+    lock waits out a settlement in progress, which then wins."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.get(conn, tenant, campaign_id, lock=True)
+        if row is None:
+            raise not_found(campaign_id)
+        current = row.status(datetime.now(UTC))
+        if current in ("settled", "cancelled"):
+            raise ApiError(409, "Conflict", f"campaign {campaign_id} is {current} already")
+        return await store.cancel(conn, tenant, campaign_id, actor=actor)

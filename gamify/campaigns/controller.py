@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 
 from gamify.campaigns import changes, document, store
 from gamify.campaigns.hooks import CampaignHooks
+from gamify.campaigns.schema import CAMPAIGN_OPERATION, CampaignCursor, CampaignId
 from gamify.platform.container import container_of
+from gamify.platform.openapi import ProblemOperation
 from gamify.tenants.guards import Principal, requires
 
 CampaignDocument = Annotated[
@@ -50,7 +52,7 @@ def _out(row: store.CampaignRow) -> CampaignOut:
         ends_at=row.ends_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        status=document.status(row.starts_at, row.ends_at, row.cancelled_at, now),
+        status=row.status(now),
         document=document.redacted(row.document),
     )
 
@@ -64,6 +66,7 @@ class CampaignController(Controller):
         status_code=201,
         guards=[requires("campaigns:write")],
         summary="Create a campaign (starts_at may be in the past, to take reported events)",
+        operation_class=CAMPAIGN_OPERATION,
     )
     async def create(
         self, request: Request[Any, Principal, Any], data: JSONBody[CampaignDocument]
@@ -78,11 +81,16 @@ class CampaignController(Controller):
         )
         return _out(row)
 
-    @get("/", guards=[requires("read")], summary="List campaigns, by id")
+    @get(
+        "/",
+        guards=[requires("read")],
+        summary="List campaigns, by id",
+        operation_class=ProblemOperation,
+    )
     async def list_campaigns(
         self,
         request: Request[Any, Principal, Any],
-        after: Annotated[str, Parameter(description="the last id of the previous page")] = "",
+        after: CampaignCursor = "",
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> CampaignPage:
         async with container_of(request).db.acquire() as conn:
@@ -90,9 +98,14 @@ class CampaignController(Controller):
         items = [_out(row) for row in rows[:limit]]
         return CampaignPage(items, items[-1].id if len(rows) > limit else None)
 
-    @get("/{campaign_id:str}", guards=[requires("read")], summary="Read a campaign")
+    @get(
+        "/{campaign_id:str}",
+        guards=[requires("read")],
+        summary="Read a campaign",
+        operation_class=ProblemOperation,
+    )
     async def read(
-        self, request: Request[Any, Principal, Any], campaign_id: FromPath[str]
+        self, request: Request[Any, Principal, Any], campaign_id: CampaignId
     ) -> CampaignOut:
         async with container_of(request).db.acquire() as conn:
             row = await store.get(conn, request.auth.tenant, campaign_id)
@@ -104,11 +117,12 @@ class CampaignController(Controller):
         "/{campaign_id:str}",
         guards=[requires("campaigns:write")],
         summary="Change a campaign (JSON merge patch); rules only before starts_at",
+        operation_class=ProblemOperation,
     )
     async def change(
         self,
         request: Request[Any, Principal, Any],
-        campaign_id: FromPath[str],
+        campaign_id: CampaignId,
         data: JSONBody[CampaignDocument],
     ) -> CampaignOut:
         container = container_of(request)
@@ -127,11 +141,27 @@ class CampaignController(Controller):
         status_code=200,
         guards=[requires("campaigns:write")],
         summary="End a live campaign now (events within its grace still count)",
+        operation_class=ProblemOperation,
     )
     async def end(
-        self, request: Request[Any, Principal, Any], campaign_id: FromPath[str]
+        self, request: Request[Any, Principal, Any], campaign_id: CampaignId
     ) -> CampaignOut:
         row = await changes.end(
+            container_of(request).db, request.auth.tenant, campaign_id, actor=request.auth.actor
+        )
+        return _out(row)
+
+    @post(
+        "/{campaign_id:str}/cancel",
+        status_code=200,
+        guards=[requires("campaigns:write")],
+        summary="Cancel a campaign before it settles (no prize pool is paid)",
+        operation_class=ProblemOperation,
+    )
+    async def cancel(
+        self, request: Request[Any, Principal, Any], campaign_id: CampaignId
+    ) -> CampaignOut:
+        row = await changes.cancel(
             container_of(request).db, request.auth.tenant, campaign_id, actor=request.auth.actor
         )
         return _out(row)

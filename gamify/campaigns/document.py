@@ -8,18 +8,28 @@ reports every problem of both with its field path.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 import badges
+from gamify.campaigns.tiers import tier_problems
 from gamify.platform.problems import FieldProblem, field_problem_from_message
 
+SECRET_PREFIX = "whsec_"
+# A Standard Webhooks secret: whsec_ and a (non-empty, padded) base64 key.
+SECRET_PATTERN = (
+    r"^whsec_(?:[A-Za-z0-9+/]{4})*"
+    r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$(?!\n)"
+)
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Fields that only matter for presentation or delivery: changeable after the start.
 MUTABLE_WHEN_LIVE = frozenset({"name", "description", "loyalty"})
-Status = Literal["scheduled", "live", "ended", "cancelled"]
+# scheduled -> live -> ended -> settling -> settled, or cancelled before it settles: the first
+# three follow the clock, the others what settlement wrote (see campaigns.clock).
+Status = Literal["scheduled", "live", "ended", "settling", "settled", "cancelled"]
 
 
 class Eligibility(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -120,6 +130,8 @@ def parse(document: Any) -> Campaign:
         errors += [FieldProblem(e.field or "body", e.message) for e in exc.errors]
     if not any(e.field.startswith("prize_pool") for e in errors):
         errors += _pool_problems(document.get("prize_pool"))
+    if not any(e.field.startswith("loyalty") for e in errors):
+        errors += _loyalty_problems(document.get("loyalty"))
     if errors or rules is None:
         raise CampaignInvalid(errors)
     return Campaign(id=document["id"], name=document["name"], document=document, rules=rules)
@@ -133,9 +145,19 @@ def _pool_problems(pool: Any) -> list[FieldProblem]:
         return [FieldProblem("prize_pool.tiers", "a ranked split needs tiers")]
     if tiers and pool.get("split") != "ranked":
         return [FieldProblem("prize_pool.tiers", "tiers apply to the ranked split only")]
-    if tiers and abs(sum(tier["share"] for tier in tiers) - 1) > 1e-9:
-        return [FieldProblem("prize_pool.tiers", "the shares must add up to 1")]
-    return []
+    # The tiers settlement will split by: no overlap, no gap, shares exactly 1.
+    if not tiers:
+        return []
+    return [FieldProblem(field, message) for field, message in tier_problems(tiers)]
+
+
+def _loyalty_problems(loyalty: Any) -> list[FieldProblem]:
+    # Credits are signed per Standard Webhooks, whose secrets are `whsec_` + base64.
+    if not isinstance(loyalty, dict):
+        return []
+    if re.fullmatch(SECRET_PATTERN, str(loyalty.get("secret", ""))):
+        return []
+    return [FieldProblem("loyalty.secret", "expected whsec_ followed by a base64 key")]
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -155,22 +177,9 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
-def status(
-    starts_at: datetime, ends_at: datetime, cancelled_at: datetime | None, now: datetime
-) -> Status:
-    if cancelled_at is not None:
-        return "cancelled"
-    if now < starts_at:
-        return "scheduled"
-    if now <= ends_at:
-        return "live"
-    return "ended"
-
-
 def redacted(document: dict[str, Any]) -> dict[str, Any]:
     """The document as the API shows it: the loyalty secret is never read back."""
     loyalty = document.get("loyalty")
     if not isinstance(loyalty, dict) or "secret" not in loyalty:
         return document
-    secret = str(loyalty["secret"])
-    return {**document, "loyalty": {**loyalty, "secret": secret[:6] + "…"}}
+    return {**document, "loyalty": {**loyalty, "secret": SECRET_PREFIX + "…"}}

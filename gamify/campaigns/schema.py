@@ -20,7 +20,8 @@ import msgspec
 from litestar.params import Parameter
 
 from badges.criteria import Scalar
-from gamify.campaigns.document import SLUG, PrizePool
+from badges.validate import MAX_POINTS
+from gamify.campaigns.document import SECRET_PATTERN, SLUG, PrizePool
 from gamify.platform.openapi import inline_schema, schema_operation
 
 # ISO 8601 durations of a fixed length, as badges.parse_duration reads them: weeks alone, or
@@ -159,7 +160,7 @@ class BadgeSchema(msgspec.Struct, kw_only=True):
     id: Annotated[str, msgspec.Meta(min_length=1, description="unique among the badges")]
     name: NonEmpty
     criteria: Criterion
-    points: Annotated[int, msgspec.Meta(ge=0)] = 0
+    points: Annotated[int, msgspec.Meta(ge=0, le=MAX_POINTS)] = 0
     reward: RewardSchema | None = None
     description: str | None = None
 
@@ -168,7 +169,7 @@ class ScoringRuleSchema(msgspec.Struct, kw_only=True):
     """`points` for every event of type `event` that passes `where`."""
 
     event: NonEmpty
-    points: Annotated[int, msgspec.Meta(ge=0)]
+    points: Annotated[int, msgspec.Meta(ge=0, le=MAX_POINTS)]
     where: Where | None = None
 
 
@@ -178,7 +179,7 @@ class LoyaltySchema(msgspec.Struct, forbid_unknown_fields=True):
     # document.Loyalty's `^https?://\S+$`, spelled for JSON Schema's regex dialect, where `\S`
     # would take the separators U+001C-U+001F and U+0085 that Python counts as white space.
     url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s\x1c-\x1f\x85]+$", max_length=2000)]
-    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)]
+    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200, pattern=SECRET_PATTERN)]
 
 
 class CampaignSchema(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

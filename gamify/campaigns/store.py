@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gamify.campaigns.document import Campaign
+from gamify.campaigns.document import Campaign, Status
 from gamify.platform.db import Conn
 from gamify.tenants import audit
 
@@ -25,7 +25,7 @@ EARLY = "interval '5 minutes'"
 
 COLUMNS = """
 id, name, document, version, starts_at, ends_at, grace, cancelled_at, created_at, updated_at,
-backfill_pending, score_bits
+backfill_pending, score_bits, closes_at, settling_since, settled_at, pool_eligible, pool_allocated
 """
 # A start in the past means events already stored may count: the backfill owes them.
 INSERT = f"""
@@ -61,6 +61,17 @@ SET ends_at = now(), closes_at = now() + grace,
 WHERE tenant_id = $1 AND id = $2
 RETURNING {COLUMNS}
 """
+CANCEL = f"""
+UPDATE campaigns SET cancelled_at = now(), updated_at = now()
+WHERE tenant_id = $1 AND id = $2
+RETURNING {COLUMNS}
+"""
+# Campaigns whose time to settle has come (ends_at + grace passed), oldest first.
+DUE = """
+SELECT tenant_id, id FROM campaigns
+WHERE settled_at IS NULL AND cancelled_at IS NULL AND closes_at <= now()
+ORDER BY closes_at LIMIT $1
+"""
 # Campaigns that can still take an event (the engine then checks each event's own time).
 OPEN = """
 SELECT id, version, document, score_bits FROM campaigns
@@ -86,6 +97,22 @@ class CampaignRow(msgspec.Struct, frozen=True):
     updated_at: datetime
     backfill_pending: bool
     score_bits: int
+    closes_at: datetime
+    settling_since: datetime | None
+    settled_at: datetime | None
+    pool_eligible: int | None  # what settlement found (see migrations/0006)
+    pool_allocated: int | None
+
+    def status(self, now: datetime) -> Status:
+        if self.cancelled_at is not None:
+            return "cancelled"
+        if self.settled_at is not None:
+            return "settled"
+        if self.settling_since is not None:
+            return "settling"
+        if now < self.starts_at:
+            return "scheduled"
+        return "live" if now <= self.ends_at else "ended"
 
     def open(self) -> OpenCampaign:
         return OpenCampaign(self.id, self.version, self.document, self.score_bits)
@@ -220,3 +247,18 @@ async def matching(
 async def ids(conn: Conn) -> list[tuple[str, str]]:
     """Every campaign not cancelled, as (tenant, id): what the reconciler checks."""
     return [(r["tenant_id"], r["id"]) for r in await conn.fetch(IDS)]
+
+
+async def cancel(conn: Conn, tenant: str, campaign_id: str, *, actor: str) -> CampaignRow:
+    record = await conn.fetchrow(CANCEL, tenant, campaign_id)
+    assert record is not None
+    row = _row(record)
+    await audit.record(
+        conn, tenant=tenant, actor=actor, action="campaign.cancel", target=campaign_id
+    )
+    return row
+
+
+async def due(conn: Conn, limit: int) -> list[tuple[str, str]]:
+    """Campaigns whose settlement is due, as (tenant, id)."""
+    return [(r["tenant_id"], r["id"]) for r in await conn.fetch(DUE, limit)]

@@ -37,6 +37,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret: str | None = None
     log_level: str = "INFO"
     db_pool_size: int = 10
+    # Credits to loyalty systems: the longest wait between two attempts, and whether each
+    # serving instance delivers (off when `gamify worker` processes do it alone).
+    delivery_max_backoff: float = 300.0
+    delivery_in_process: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -51,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "GAMIFY_DATA_DIR": str(self.data_dir),
             "GAMIFY_LOG_LEVEL": self.log_level,
             "GAMIFY_DB_POOL_SIZE": str(self.db_pool_size),
+            "GAMIFY_DELIVERY_MAX_BACKOFF": str(int(self.delivery_max_backoff)),
+            "GAMIFY_DELIVERY_IN_PROCESS": "1" if self.delivery_in_process else "0",
         }
         optional = {
             "GAMIFY_DATABASE_URL": self.database_url,
@@ -98,6 +104,16 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             pool_size = int(raw_pool)
         else:
             problems.append("GAMIFY_DB_POOL_SIZE must be a whole number from 1 to 500")
+    max_backoff = 300.0
+    raw_backoff = text("GAMIFY_DELIVERY_MAX_BACKOFF")
+    if raw_backoff is not None:
+        if raw_backoff.isdigit() and 1 <= int(raw_backoff) <= 86_400:
+            max_backoff = float(raw_backoff)
+        else:
+            problems.append("GAMIFY_DELIVERY_MAX_BACKOFF must be whole seconds from 1 to 86400")
+    in_process = (text("GAMIFY_DELIVERY_IN_PROCESS") or "1").lower()
+    if in_process not in ("1", "0", "true", "false"):
+        problems.append("GAMIFY_DELIVERY_IN_PROCESS must be 1 or 0")
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -108,6 +124,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         secret=secret,
         log_level=log_level,
         db_pool_size=pool_size,
+        delivery_max_backoff=max_backoff,
+        delivery_in_process=in_process in ("1", "true"),
     )
 
 

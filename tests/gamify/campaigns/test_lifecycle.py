@@ -129,3 +129,55 @@ async def test_events_at_the_ends_of_time_are_rejected_alone(
     assert "1970" in results[0]["error"] and "future" in results[1]["error"]
     again = await _post(client, headers, *events)  # the same ids again: the same answers
     assert [r["status"] for r in again] == ["rejected", "rejected", "rejected", "duplicate"]
+
+
+async def test_a_missing_timezone_beside_a_grace_and_huge_points_are_400s(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    zoneless = earn_your_wings()
+    del zoneless["timezone"]
+    body = assert_problem(await client.post("/v1/campaigns", json=zoneless, headers=headers), 400)
+    assert [e["field"] for e in body["errors"]] == ["timezone"]
+
+    greedy = earn_your_wings()
+    greedy["badges"][0]["points"] = 2**31
+    greedy["scoring"][0]["points"] = 2**31
+    body = assert_problem(await client.post("/v1/campaigns", json=greedy, headers=headers), 400)
+    assert {e["field"] for e in body["errors"]} == {"badges[0].points", "scoring[0].points"}
+
+
+async def test_a_loyalty_secret_must_be_a_standard_webhooks_key_and_is_never_read_back(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    campaign = earn_your_wings()
+    campaign["loyalty"] = {"url": "https://loyalty.example/credits", "secret": "not a key at all"}
+    body = assert_problem(await client.post("/v1/campaigns", json=campaign, headers=headers), 400)
+    assert [e["field"] for e in body["errors"]] == ["loyalty.secret"]
+
+    campaign["loyalty"]["secret"] = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+    created = await client.post("/v1/campaigns", json=campaign, headers=headers)
+    assert created.json()["document"]["loyalty"]["secret"] == "whsec_…"
+    assert "c2Vj" not in created.text
+
+
+async def test_ranked_tiers_that_settlement_could_not_use_are_refused_at_creation(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    campaign = earn_your_wings()
+    campaign["prize_pool"] = {
+        "amount": 1000,
+        "unit": "miles",
+        "split": "ranked",
+        "tiers": [
+            {"ranks": "1", "share": 0.33333333333},
+            {"ranks": "2-10", "share": 0.33333333333},
+            {"ranks": "8-", "share": 0.33333333333},
+        ],
+    }
+    body = assert_problem(await client.post("/v1/campaigns", json=campaign, headers=headers), 400)
+    fields = {e["field"] for e in body["errors"]}
+    assert "prize_pool.tiers[2].ranks" in fields  # overlaps ranks 8-10
+    assert any("exactly 1" in e["message"] for e in body["errors"])

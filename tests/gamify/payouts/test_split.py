@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gamify.campaigns.tiers import Tier, TiersInvalid, parse_tiers, tier_problems
 from gamify.payouts.split import (
     Allocation,
     Basis,
@@ -20,12 +21,8 @@ from gamify.payouts.split import (
     Pool,
     Split,
     Standing,
-    Tier,
-    TiersInvalid,
     allocate,
     parse_pool,
-    parse_tiers,
-    tier_problems,
 )
 
 SPLITS: list[Split] = ["equal", "proportional", "ranked"]

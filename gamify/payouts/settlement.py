@@ -1,0 +1,84 @@
+"""Settlement: a campaign's prize pool split once and frozen, in one transaction.
+
+The clock (campaigns.clock) hands every instance the campaigns due to settle; `settle` marks
+one `settling` (committed at once, so that it shows), then under the campaign's row lock
+(SKIP LOCKED: one instance acts, the others move on) reads the standings, splits the pool
+(payouts.split), writes one payouts row per credit with the rank, score and badges it used,
+and marks the campaign settled. A crash before the commit leaves the campaign due again; the
+credit ids are derived from (tenant, campaign, player), so a settlement done twice could not
+credit a player under two ids even if it were not prevented.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from gamify.payouts import store
+from gamify.payouts.split import Allocation, Pool, Standing, allocate, parse_pool
+
+log = logging.getLogger(__name__)
+
+# The namespace of credit ids: uuid5 of "tenant/campaign/player/reason" in it.
+CREDITS = uuid.UUID("6f1d3c1e-4a36-5b8e-9a55-2f0c1f7e9d21")
+
+
+def credit_id(tenant: str, campaign: str, player: str, reason: str = "pool") -> str:
+    """The credit's id toward the loyalty system: derived, so the same credit always has it."""
+    return "cr_" + uuid.uuid5(CREDITS, f"{tenant}/{campaign}/{player}/{reason}").hex
+
+
+def pool_of(document: dict[str, Any]) -> Pool | None:
+    prize_pool = document.get("prize_pool")
+    return parse_pool(prize_pool) if prize_pool else None
+
+
+async def settle(pool: asyncpg.Pool, tenant: str, campaign: str, *, early: bool = False) -> bool:
+    """Settle the campaign if it is due (with `early`, once it ended, before its grace is over);
+    returns whether this call settled it."""
+    async with pool.acquire() as conn:
+        await store.mark_settling(conn, tenant, campaign, early=early)
+        async with conn.transaction():
+            document = await store.claim(conn, tenant, campaign, early=early)
+            if document is None:
+                return False
+            prize = pool_of(document)
+            standings = await store.standings(conn, tenant, campaign) if prize else []
+            allocation = allocate(prize, standings) if prize else None
+            credits = _credits(tenant, campaign, standings, allocation)
+            unit = document["prize_pool"]["unit"] if prize else ""
+            eligible = allocation.eligible if allocation else 0
+            await store.freeze(conn, tenant, campaign, unit, credits, eligible)
+    log.info(
+        "settled %s/%s: %d credits, %d allocated",
+        tenant,
+        campaign,
+        len(credits),
+        sum(c.amount for c in credits),
+    )
+    return True
+
+
+def _credits(
+    tenant: str,
+    campaign: str,
+    standings: list[Standing],
+    allocation: Allocation | None,
+) -> list[store.FrozenCredit]:
+    if allocation is None:
+        return []
+    by_player = {s.player: s for s in standings}
+    return [
+        store.FrozenCredit(
+            item.player,
+            credit_id(tenant, campaign, item.player),
+            item.amount,
+            by_player[item.player].rank,
+            by_player[item.player].score,
+            by_player[item.player].badges,
+        )
+        for item in allocation.items
+    ]

@@ -1,0 +1,235 @@
+"""The SQL of settlement: the standings a pool is split by, the frozen allocation, its pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gamify.payouts.split import Standing
+from gamify.platform.db import Conn
+
+# Every player of the campaign in board order: more points first, then whoever reached them
+# first (to the second, as the board encodes it), then the greater player id byte-wise (as
+# Redis orders equal scores; hence COLLATE "C"). Badges held counted alongside.
+STANDINGS = """
+SELECT p.player_id, p.score, coalesce(a.badges, 0) AS badges,
+       row_number() OVER (
+           ORDER BY p.score DESC,
+                    floor(extract(epoch FROM p.reached_at - c.starts_at)) ASC NULLS LAST,
+                    p.player_id COLLATE "C" DESC
+       ) AS rank
+FROM progress p
+JOIN campaigns c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+LEFT JOIN (
+    SELECT player_id, count(*) AS badges FROM awards
+    WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY player_id
+) a ON a.player_id = p.player_id
+WHERE p.tenant_id = $1 AND p.campaign_id = $2
+ORDER BY rank
+"""
+# The clock's first step, in a transaction of its own so that `settling` shows at once.
+MARK_SETTLING = """
+UPDATE campaigns SET settling_since = coalesce(settling_since, now())
+WHERE tenant_id = $1 AND id = $2 AND settled_at IS NULL AND cancelled_at IS NULL
+  AND ends_at < now() AND ($3 OR closes_at <= now())
+"""
+# The row lock that makes one instance settle: the others skip the campaign.
+CLAIM = """
+SELECT document FROM campaigns
+WHERE tenant_id = $1 AND id = $2 AND settled_at IS NULL AND cancelled_at IS NULL
+  AND ends_at < now() AND ($3 OR closes_at <= now())
+FOR UPDATE SKIP LOCKED
+"""
+FREEZE = """
+INSERT INTO payouts (tenant_id, campaign_id, player_id, reason, id, amount, unit, rank, score,
+                     badges)
+SELECT $1, $2, c.player, 'pool', c.id, c.amount, $4, c.rank, c.score, c.badges
+FROM json_to_recordset($3::text::json)
+     AS c (player text, id text, amount bigint, rank int, score bigint, badges int)
+ON CONFLICT DO NOTHING
+"""
+SETTLED = """
+UPDATE campaigns
+SET settled_at = now(), settling_since = coalesce(settling_since, now()), pool_eligible = $3,
+    pool_allocated = $4, updated_at = now()
+WHERE tenant_id = $1 AND id = $2
+"""
+PAGE = """
+SELECT player_id, amount, status, attempts, last_error FROM payouts
+WHERE tenant_id = $1 AND campaign_id = $2 AND reason = 'pool' AND player_id > $3
+ORDER BY player_id LIMIT $4
+"""
+SUMS = """
+SELECT coalesce(sum(amount) FILTER (WHERE status = 'delivered'), 0) AS delivered,
+       coalesce(sum(amount) FILTER (WHERE status = 'failed'), 0) AS failed
+FROM payouts WHERE tenant_id = $1 AND campaign_id = $2 AND reason = 'pool'
+"""
+
+
+class FrozenCredit(msgspec.Struct, frozen=True):
+    player: str
+    id: str  # the credit's identity toward the loyalty system (webhook-id)
+    amount: int
+    rank: int
+    score: int
+    badges: int
+
+
+class PayoutRow(msgspec.Struct, frozen=True):
+    player: str
+    amount: int
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+async def standings(conn: Conn, tenant: str, campaign: str) -> list[Standing]:
+    rows = await conn.fetch(STANDINGS, tenant, campaign)
+    return [Standing(r["player_id"], r["score"], r["badges"], r["rank"]) for r in rows]
+
+
+async def mark_settling(conn: Conn, tenant: str, campaign: str, *, early: bool) -> None:
+    await conn.execute(MARK_SETTLING, tenant, campaign, early)
+
+
+async def claim(conn: Conn, tenant: str, campaign: str, *, early: bool) -> dict[str, Any] | None:
+    """Lock a campaign that is due to settle; its document, or None (settled, cancelled, not
+    due, or another instance is settling it)."""
+    document: dict[str, Any] | None = await conn.fetchval(CLAIM, tenant, campaign, early)
+    return document
+
+
+async def freeze(
+    conn: Conn, tenant: str, campaign: str, unit: str, credits: list[FrozenCredit], eligible: int
+) -> None:
+    if credits:
+        encoded = msgspec.json.encode(credits).decode()
+        await conn.execute(FREEZE, tenant, campaign, encoded, unit)
+    await conn.execute(SETTLED, tenant, campaign, eligible, sum(c.amount for c in credits))
+
+
+async def page(conn: Conn, tenant: str, campaign: str, after: str, limit: int) -> list[PayoutRow]:
+    rows = await conn.fetch(PAGE, tenant, campaign, after, limit)
+    return [
+        PayoutRow(r["player_id"], r["amount"], r["status"], r["attempts"], r["last_error"])
+        for r in rows
+    ]
+
+
+async def sums(conn: Conn, tenant: str, campaign: str) -> tuple[int, int]:
+    """Delivered and failed amounts."""
+    row = await conn.fetchrow(SUMS, tenant, campaign)
+    assert row is not None
+    return int(row["delivered"]), int(row["failed"])
+
+
+# Delivery. A claim leases the due credits (their next attempt moves LEASE ahead) so that no
+# other dispatcher takes them while they are in flight; a dispatcher that dies mid-delivery
+# leaves them to be claimed again when the lease runs out.
+CLAIM_DUE = """
+WITH due AS (
+    SELECT id FROM payouts
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE payouts p SET next_attempt_at = now() + make_interval(secs => $2)
+FROM due, campaigns c
+WHERE p.id = due.id AND c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+RETURNING p.id, p.tenant_id, p.campaign_id, p.player_id, p.reason, p.amount, p.unit,
+          p.attempts, p.round, c.document -> 'loyalty' AS loyalty
+"""
+DELIVERED = """
+WITH attempt AS (
+    INSERT INTO payout_attempts (payout_id, status_code, excerpt) VALUES ($1, $2, $3)
+)
+UPDATE payouts SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
+                   last_error = NULL
+WHERE id = $1 AND status = 'pending'
+"""
+# A failed attempt: again after `$4` seconds, or `failed` once 24 hours have gone by.
+RETRY_LATER = """
+WITH attempt AS (
+    INSERT INTO payout_attempts (payout_id, status_code, error, excerpt) VALUES ($1, $2, $3, $5)
+)
+UPDATE payouts
+SET attempts = attempts + 1, last_error = $3,
+    next_attempt_at = now() + make_interval(secs => $4),
+    status = CASE WHEN now() + make_interval(secs => $4) > created_at + interval '24 hours'
+                  THEN 'failed' ELSE 'pending' END
+WHERE id = $1 AND status = 'pending' AND round = $6
+"""
+# The endpoint is gone (410), or there is none: this credit and every other pending credit of
+# the campaign wait as failed until the loyalty endpoint is fixed and they are retried.
+GIVE_UP = """
+WITH attempt AS (
+    INSERT INTO payout_attempts (payout_id, status_code, error, excerpt) VALUES ($1, $2, $3, $4)
+), this AS (
+    UPDATE payouts SET attempts = attempts + 1 WHERE id = $1 RETURNING tenant_id, campaign_id
+)
+UPDATE payouts p SET status = 'failed', last_error = $3
+FROM this
+WHERE p.tenant_id = this.tenant_id AND p.campaign_id = this.campaign_id AND p.status = 'pending'
+  AND p.round <= $5
+"""
+RETRY_FAILED = """
+UPDATE payouts SET status = 'pending', next_attempt_at = now(), round = round + 1
+WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'failed'
+"""
+
+
+class Due(msgspec.Struct, frozen=True):
+    """A credit claimed for delivery, with its campaign's loyalty endpoint (None: none set)."""
+
+    id: str
+    tenant: str
+    campaign: str
+    player: str
+    reason: str
+    amount: int
+    unit: str
+    attempts: int  # made so far
+    round: int  # of retries by hand (see migrations/0006)
+    loyalty: dict[str, Any] | None
+
+
+async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Due]:
+    rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds)
+    return [
+        Due(
+            r["id"],
+            r["tenant_id"],
+            r["campaign_id"],
+            r["player_id"],
+            r["reason"],
+            r["amount"],
+            r["unit"],
+            r["attempts"],
+            r["round"],
+            r["loyalty"],
+        )
+        for r in rows
+    ]
+
+
+async def delivered(conn: Conn, credit: str, status_code: int, excerpt: str) -> None:
+    await conn.execute(DELIVERED, credit, status_code, excerpt)
+
+
+async def retry_later(
+    conn: Conn, credit: Due, status_code: int | None, error: str, wait: float, excerpt: str
+) -> None:
+    await conn.execute(RETRY_LATER, credit.id, status_code, error, wait, excerpt, credit.round)
+
+
+async def give_up(
+    conn: Conn, credit: Due, status_code: int | None, error: str, excerpt: str
+) -> None:
+    await conn.execute(GIVE_UP, credit.id, status_code, error, excerpt, credit.round)
+
+
+async def retry_failed(conn: Conn, tenant: str, campaign: str) -> int:
+    """Send every failed credit of the campaign again (same ids); returns how many."""
+    status: str = await conn.execute(RETRY_FAILED, tenant, campaign)
+    return int(status.split()[-1])
