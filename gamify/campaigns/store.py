@@ -182,31 +182,32 @@ async def page(conn: Conn, tenant: str, after: str, limit: int) -> list[Campaign
 async def update(
     conn: Conn, tenant: str, campaign: Campaign, *, actor: str, changed: list[str]
 ) -> CampaignRow:
-    record = await conn.fetchrow(UPDATE, tenant, campaign.id, *_values(campaign))
-    assert record is not None
-    row = _row(record)
-    await audit.record(
-        conn,
-        tenant=tenant,
-        actor=actor,
-        action="campaign.update",
-        target=campaign.id,
-        detail={"version": row.version, "changed": changed},
+    return await _changed(
+        conn, UPDATE, (tenant, campaign.id, *_values(campaign)), "update", actor, changed
     )
-    return row
 
 
 async def end_now(conn: Conn, tenant: str, campaign_id: str, *, actor: str) -> CampaignRow:
-    record = await conn.fetchrow(END_NOW, tenant, campaign_id)
+    return await _changed(conn, END_NOW, (tenant, campaign_id), "end", actor)
+
+
+async def _changed(
+    conn: Conn,
+    statement: str,
+    args: tuple[Any, ...],
+    action: str,
+    actor: str,
+    changed: list[str] | None = None,
+) -> CampaignRow:
+    """Run a statement that changes a campaign (args: tenant, id, ...) and audit it."""
+    record = await conn.fetchrow(statement, *args)
     assert record is not None
     row = _row(record)
+    detail: dict[str, Any] = {"version": row.version}
+    if changed is not None:
+        detail["changed"] = changed
     await audit.record(
-        conn,
-        tenant=tenant,
-        actor=actor,
-        action="campaign.end",
-        target=campaign_id,
-        detail={"version": row.version},
+        conn, tenant=args[0], actor=actor, action=f"campaign.{action}", target=row.id, detail=detail
     )
     return row
 
@@ -250,13 +251,7 @@ async def ids(conn: Conn) -> list[tuple[str, str]]:
 
 
 async def cancel(conn: Conn, tenant: str, campaign_id: str, *, actor: str) -> CampaignRow:
-    record = await conn.fetchrow(CANCEL, tenant, campaign_id)
-    assert record is not None
-    row = _row(record)
-    await audit.record(
-        conn, tenant=tenant, actor=actor, action="campaign.cancel", target=campaign_id
-    )
-    return row
+    return await _changed(conn, CANCEL, (tenant, campaign_id), "cancel", actor)
 
 
 async def due(conn: Conn, limit: int) -> list[tuple[str, str]]:

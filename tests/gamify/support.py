@@ -47,6 +47,16 @@ async def tenant_key(
     return key
 
 
+async def post_events(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], *events: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """POST the events in one request (a 200 is expected); returns their results."""
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=headers)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
 def assert_problem(response: Any, status: int) -> dict[str, Any]:
     """The response is an RFC 9457 problem with `status`; returns its body."""
     assert response.status_code == status, response.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -14,19 +13,11 @@ from tests.gamify.support import (
     earn_your_wings,
     flight,
     hours_ago,
+    post_events,
     tenant_key,
 )
 
 PARTNER = ("events:write", "campaigns:write", "read")
-
-
-async def _post(
-    client: AsyncTestClient[Litestar], headers: dict[str, str], *events: dict[str, Any]
-) -> list[dict[str, Any]]:
-    response = await client.post("/v1/events", json={"events": list(events)}, headers=headers)
-    assert response.status_code == 200, response.text
-    results: list[dict[str, Any]] = response.json()["results"]
-    return results
 
 
 async def test_ending_a_campaign_changes_no_score_badge_or_rank(
@@ -36,7 +27,7 @@ async def test_ending_a_campaign_changes_no_score_badge_or_rank(
     for campaign_id in ("earn-your-wings", "other"):
         document = earn_your_wings(campaign_id=campaign_id)
         assert (await client.post("/v1/campaigns", json=document, headers=headers)).is_success
-    await _post(
+    await post_events(
         client,
         headers,
         flight("a1", "p1", "YVR", hours_ago(5)),
@@ -54,7 +45,7 @@ async def test_ending_a_campaign_changes_no_score_badge_or_rank(
     assert (await client.get(board, headers=headers)).json() == before
     assert (await client.get("/v1/players/p1", headers=headers)).json() == profile_before
     # Within the grace, p1's events still count; every campaign of the tenant takes events.
-    late = await _post(client, headers, flight("a3", "p1", "YEG", hours_ago(1)))
+    late = await post_events(client, headers, flight("a3", "p1", "YEG", hours_ago(1)))
     assert late[0]["status"] == "accepted"
     counted = {a["campaign"]: a["badge"] for a in late[0]["awards"]}
     assert counted == {"earn-your-wings": "yeg", "other": "yeg"}
@@ -92,7 +83,7 @@ async def test_a_campaign_beyond_the_limits_is_a_400_naming_each_field(
 
     # Nothing was created, and the tenant's events are still taken.
     assert (await client.get("/v1/campaigns", headers=headers)).json()["items"] == []
-    assert (await _post(client, headers, flight("e1", "p1", "YVR", hours_ago(1))))[0][
+    assert (await post_events(client, headers, flight("e1", "p1", "YVR", hours_ago(1))))[0][
         "status"
     ] == "accepted"
 
@@ -108,7 +99,7 @@ async def test_the_longest_campaign_allowed_takes_events(
         "grace": "P30D",
     }
     assert (await client.post("/v1/campaigns", json=longest, headers=headers)).status_code == 201
-    results = await _post(client, headers, flight("e1", "p1", "YVR", hours_ago(1)))
+    results = await post_events(client, headers, flight("e1", "p1", "YVR", hours_ago(1)))
     assert results[0]["awards"][0]["badge"] == "yvr"
     assert results[0]["scores"][0]["rank"] == 1
 
@@ -124,10 +115,10 @@ async def test_events_at_the_ends_of_time_are_rejected_alone(
         {**flight("y69", "p1", "YVR", hours_ago(1)), "occurred_at": "1969-12-31T23:59:59Z"},
         flight("ok", "p1", "YVR", hours_ago(1)),
     ]
-    results = await _post(client, headers, *events)
+    results = await post_events(client, headers, *events)
     assert [r["status"] for r in results] == ["rejected", "rejected", "rejected", "accepted"]
     assert "1970" in results[0]["error"] and "future" in results[1]["error"]
-    again = await _post(client, headers, *events)  # the same ids again: the same answers
+    again = await post_events(client, headers, *events)  # the same ids again: the same answers
     assert [r["status"] for r in again] == ["rejected", "rejected", "rejected", "duplicate"]
 
 

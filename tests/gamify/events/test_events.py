@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -18,6 +17,7 @@ from tests.gamify.support import (
     earn_your_wings,
     flight,
     hours_ago,
+    post_events,
     tenant_key,
 )
 
@@ -33,20 +33,11 @@ async def partner(client: AsyncTestClient[Litestar]) -> dict[str, str]:
     return bearer(key)
 
 
-async def post(
-    client: AsyncTestClient[Litestar], headers: dict[str, str], *events: dict[str, Any]
-) -> list[dict[str, Any]]:
-    response = await client.post("/v1/events", json={"events": list(events)}, headers=headers)
-    assert response.status_code == 200, response.text
-    results: list[dict[str, Any]] = response.json()["results"]
-    return results
-
-
 async def test_a_flight_earns_its_destination_badge(
     client: AsyncTestClient[Litestar], partner: dict[str, str]
 ) -> None:
     when = hours_ago(5)
-    [result] = await post(client, partner, flight("pnr-1", "p-42", "YVR", when, miles=2300))
+    [result] = await post_events(client, partner, flight("pnr-1", "p-42", "YVR", when, miles=2300))
     assert result["status"] == "accepted"
     assert [(a["campaign"], a["badge"]) for a in result["awards"]] == [("earn-your-wings", "yvr")]
     assert datetime.fromisoformat(result["awards"][0]["awarded_at"]) == when
@@ -69,7 +60,7 @@ async def test_ten_destinations_earn_the_explorer_badge_on_the_tenth(
 ) -> None:
     codes = ["YVR", "YYC", "YEG", "YWG", "YUL", "YOW", "YHZ", "YQB", "YYJ", "YXE"]
     flights = [flight(f"f{i}", "p-7", code, hours_ago(100 - i)) for i, code in enumerate(codes)]
-    results = await post(client, partner, *flights)
+    results = await post_events(client, partner, *flights)
     assert [r["status"] for r in results] == ["accepted"] * 10
     assert sorted(a["badge"] for a in results[9]["awards"]) == ["explorer", "yxe"]
     assert results[9]["scores"][0]["score"] == 10 + 5
@@ -79,9 +70,9 @@ async def test_a_replay_is_a_duplicate_with_the_original_awards(
     client: AsyncTestClient[Litestar], partner: dict[str, str], db: asyncpg.Connection
 ) -> None:
     event = flight("pnr-2", "p-1", "YUL", hours_ago(3))
-    [first] = await post(client, partner, event)
+    [first] = await post_events(client, partner, event)
     counts = await _counts(db)
-    [again] = await post(client, partner, event)
+    [again] = await post_events(client, partner, event)
     assert again["status"] == "duplicate"
     assert again["awards"] == first["awards"]
     assert await _counts(db) == counts
@@ -90,8 +81,8 @@ async def test_a_replay_is_a_duplicate_with_the_original_awards(
 async def test_an_id_reused_with_another_payload_is_rejected_alone(
     client: AsyncTestClient[Litestar], partner: dict[str, str]
 ) -> None:
-    await post(client, partner, flight("pnr-3", "p-1", "YUL", hours_ago(3)))
-    results = await post(
+    await post_events(client, partner, flight("pnr-3", "p-1", "YUL", hours_ago(3)))
+    results = await post_events(
         client,
         partner,
         flight("pnr-3", "p-1", "YVR", hours_ago(3)),
@@ -107,7 +98,7 @@ async def test_the_same_id_twice_in_one_request(
 ) -> None:
     event = flight("pnr-5", "p-1", "YYC", hours_ago(3))
     changed = flight("pnr-5", "p-1", "YEG", hours_ago(3))
-    results = await post(client, partner, event, event, changed)
+    results = await post_events(client, partner, event, event, changed)
     assert [r["status"] for r in results] == ["accepted", "duplicate", "rejected"]
     assert results[1]["awards"] == results[0]["awards"]
 
@@ -117,7 +108,7 @@ async def test_an_event_from_the_future_is_rejected_alone(
 ) -> None:
     soon = datetime.now(UTC) + timedelta(minutes=4)
     later = datetime.now(UTC) + timedelta(minutes=6)
-    results = await post(
+    results = await post_events(
         client, partner, flight("a", "p-1", "YVR", later), flight("b", "p-1", "YYC", soon)
     )
     assert results[0]["status"] == "rejected"
@@ -128,7 +119,7 @@ async def test_an_event_from_the_future_is_rejected_alone(
 async def test_oversized_attributes_are_rejected_alone(
     client: AsyncTestClient[Litestar], partner: dict[str, str]
 ) -> None:
-    results = await post(
+    results = await post_events(
         client,
         partner,
         flight("big", "p-1", "YVR", hours_ago(1), notes="x" * 5000),
@@ -140,7 +131,7 @@ async def test_oversized_attributes_are_rejected_alone(
 async def test_an_event_outside_the_campaign_changes_nothing_there(
     client: AsyncTestClient[Litestar], partner: dict[str, str]
 ) -> None:
-    [result] = await post(client, partner, flight("old", "p-1", "YVR", hours_ago(24 * 40)))
+    [result] = await post_events(client, partner, flight("old", "p-1", "YVR", hours_ago(24 * 40)))
     assert result == {"id": "old", "status": "accepted", "awards": [], "scores": []}
 
 
@@ -236,7 +227,7 @@ async def test_any_iso_offset_is_taken_even_beyond_what_postgres_stores(
     client: AsyncTestClient[Litestar], partner: dict[str, str]
 ) -> None:
     when = hours_ago(30).astimezone(timezone(timedelta(hours=18, minutes=30)))
-    [result] = await post(client, partner, flight("far-east", "p-1", "YVR", when))
+    [result] = await post_events(client, partner, flight("far-east", "p-1", "YVR", when))
     assert result["status"] == "accepted"
     assert datetime.fromisoformat(result["awards"][0]["awarded_at"]) == when
 
@@ -246,9 +237,9 @@ async def test_event_ids_and_campaigns_are_per_tenant(client: AsyncTestClient[Li
     rival = bearer(await tenant_key(client, "rival", ("events:write", "read")))
     await client.post("/v1/campaigns", json=earn_your_wings(), headers=acme)
     same_id = flight("pnr-1", "p-1", "YVR", hours_ago(2))
-    [theirs] = await post(client, rival, same_id)
+    [theirs] = await post_events(client, rival, same_id)
     assert theirs == {"id": "pnr-1", "status": "accepted", "awards": [], "scores": []}
-    [ours] = await post(client, acme, same_id)
+    [ours] = await post_events(client, acme, same_id)
     assert ours["status"] == "accepted" and ours["awards"]
     profile = (await client.get("/v1/players/p-1", headers=rival)).json()
     assert profile["campaigns"] == []
@@ -262,7 +253,7 @@ async def test_one_event_counts_for_every_live_campaign_it_falls_in(
         {"event": "flight.completed", "points": 2, "where": {"destination": ["YVR", "YUL"]}}
     ]
     assert (await client.post("/v1/campaigns", json=summer, headers=partner)).status_code == 201
-    [both] = await post(client, partner, flight("f1", "p-1", "YVR", hours_ago(5)))
+    [both] = await post_events(client, partner, flight("f1", "p-1", "YVR", hours_ago(5)))
     assert sorted((a["campaign"], a["badge"]) for a in both["awards"]) == [
         ("earn-your-wings", "yvr"),
         ("summer", "yvr"),
@@ -273,7 +264,7 @@ async def test_one_event_counts_for_every_live_campaign_it_falls_in(
         ("earn-your-wings", 1),
         ("summer", 3),
     ]
-    [before_summer] = await post(client, partner, flight("f0", "p-1", "YUL", hours_ago(20)))
+    [before_summer] = await post_events(client, partner, flight("f0", "p-1", "YUL", hours_ago(20)))
     assert {s["campaign"] for s in before_summer["scores"]} == {"earn-your-wings"}
 
 
@@ -281,7 +272,7 @@ async def test_a_campaign_created_late_takes_the_events_already_reported(
     client: AsyncTestClient[Litestar], partner: dict[str, str]
 ) -> None:
     first = flight("old-1", "p-1", "YVR", hours_ago(48))
-    await post(
+    await post_events(
         client,
         partner,
         first,
@@ -300,5 +291,5 @@ async def test_a_campaign_created_late_takes_the_events_already_reported(
     retro_standing = next(c for c in profile["campaigns"] if c["campaign"] == "retro")
     assert [b["badge"] for b in retro_standing["badges"]] == ["yvr", "yul"]
     # and a replay afterwards changes nothing there
-    [again] = await post(client, partner, first)
+    [again] = await post_events(client, partner, first)
     assert again["status"] == "duplicate"
