@@ -83,10 +83,12 @@ async def rebuild_and_measure(data_dir: Path, members: int) -> tuple[float, floa
         async with pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO campaigns (tenant_id, id, name, starts_at, ends_at, timezone,"
-                " document, closes_at) VALUES ('bench', 'big', 'Big', $1, $2, $3, $4, $2)",
+                " document, closes_at, score_bits)"
+                " VALUES ('bench', 'big', 'Big', $1, $2, $3, $4, $2, $5)",
                 *_times(big),
                 big["timezone"],
                 big,
+                parse(big).score_bits,
             )
             await conn.execute(FILL, _times(big)[1], members)
         compiled = EngineCache().get("bench", OpenCampaign("big", 1, big, parse(big).score_bits))

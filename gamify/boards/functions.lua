@@ -77,11 +77,15 @@ redis.register_function('gamify_set_many', set_many)  -- kept for instances of t
 -- gamify_set_many with versions: parallel flushes (of one instance or several) may reach
 -- Redis in another order than they committed, and a window score is set outright, so an
 -- older write landing last would win. Each write carries the version its (campaign, player)
--- row took under its Postgres lock; a window write older than the last one applied is
--- skipped (the campaign board needs no version: ZADD GT already keeps the newest).
--- ARGV as in set_many, but each write is a player, the index in KEYS of its version key,
--- its version, its number of boards, then the boards. Version keys live VERSION_SECONDS:
--- writes of one player race within seconds, and the reconciler replays from Postgres.
+-- row took under its Postgres lock, and each window board of it the index in KEYS of that
+-- player's version key for that board: a window write older than the last one applied to
+-- that board is skipped (the campaign board needs no version: ZADD GT keeps the newest).
+-- Per board, not per player: a write carries only the windows it changed, so an older write
+-- may hold the only news of a window the newer one did not touch.
+-- ARGV as in set_many, but each write is a player, its version, its number of boards, then
+-- per board an index into KEYS, a mode, an encoded score and its version key's index (0 for
+-- the campaign board). Version keys live VERSION_SECONDS: writes of one player race within
+-- seconds, and the reconciler replays from Postgres.
 local VERSION_SECONDS = 600
 
 local function write(keys, args)
@@ -89,25 +93,26 @@ local function write(keys, args)
   local expire_at = args[2]
   local at = 3
   for _ = 1, tonumber(args[1]) do
-    local player, version_key = args[at], keys[tonumber(args[at + 1])]
-    local version, boards = tonumber(args[at + 2]), tonumber(args[at + 3])
-    at = at + 4
-    local seen = tonumber(redis.call('GET', version_key) or '-1')
-    local newer = version > seen
-    if newer then
-      redis.call('SET', version_key, version, 'EX', VERSION_SECONDS)
-    end
+    local player, version, boards = args[at], tonumber(args[at + 1]), tonumber(args[at + 2])
+    at = at + 3
     for _ = 1, boards do
       local key, mode, score = keys[tonumber(args[at])], args[at + 1], args[at + 2]
-      at = at + 3
+      local version_at = tonumber(args[at + 3])
+      at = at + 4
       local old = redis.call('ZREVRANK', key, player)
       if mode == 'gt' then
         redis.call('ZADD', key, 'GT', score, player)
-      elseif newer and mode == 'del' then
-        redis.call('ZREM', key, player)
-      elseif newer then
-        redis.call('ZADD', key, score, player)
-        redis.call('EXPIREAT', key, expire_at)
+      else
+        local seen = tonumber(redis.call('GET', keys[version_at]) or '-1')
+        if version > seen then
+          redis.call('SET', keys[version_at], version, 'EX', VERSION_SECONDS)
+          if mode == 'del' then
+            redis.call('ZREM', key, player)
+          else
+            redis.call('ZADD', key, score, player)
+            redis.call('EXPIREAT', key, expire_at)
+          end
+        end
       end
       local new = redis.call('ZREVRANK', key, player)
       out[#out + 1] = old == false and -1 or old

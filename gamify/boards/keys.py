@@ -20,9 +20,10 @@ def ready(tenant: str, campaign: str) -> str:
     return f"{tag(tenant, campaign)}:ready"
 
 
-def version(tenant: str, campaign: str, player: str) -> str:
-    """The version of the player's last window write (see gamify_write in functions.lua)."""
-    return f"{tag(tenant, campaign)}:v:{player}"
+def version(board_key: str, player: str) -> str:
+    """The version of the player's last write to a window board (see gamify_write in
+    functions.lua); the board's key carries the campaign's hash tag."""
+    return f"{board_key}:v:{player}"
 
 
 def rebuilding(tenant: str, campaign: str) -> str:

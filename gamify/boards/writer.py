@@ -86,8 +86,6 @@ class _Call:
     """The arguments of one `gamify_write` call, and how to read its reply."""
 
     def __init__(self, tenant: str, campaign: str, windows_expire_at: int) -> None:
-        self.tenant = tenant
-        self.campaign = campaign
         self.keys = [keys.ready(tenant, campaign)]
         self.windows_expire_at = windows_expire_at
         self._index: dict[str, int] = {}
@@ -105,10 +103,12 @@ class _Call:
 
     def write(self, update: BoardUpdate) -> None:
         self._writes.append(update)
-        version_key = self._key(keys.version(self.tenant, self.campaign, update.player))
-        self._write_args += [update.player, version_key, update.version, len(update.scores)]
+        self._write_args += [update.player, update.version, len(update.scores)]
         for score in update.scores:
-            self._write_args += [self._key(score.key), score.mode, score.encoded or 0]
+            version_key = (
+                0 if score.period is None else self._key(keys.version(score.key, update.player))
+            )
+            self._write_args += [self._key(score.key), score.mode, score.encoded or 0, version_key]
 
     def read(self, key: str, player: str) -> None:
         self._reads.append((key, player))

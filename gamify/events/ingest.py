@@ -61,6 +61,7 @@ class Batch:
         self.results: list[EventResult | None] = [None] * len(incoming)
         self.hashes = [payload_hash(e) for e in incoming]
         self.first: dict[str, int] = {}  # id -> index of its first occurrence
+        self.stored: dict[str, store.StoredEvent] = {}  # ids stored before this batch
         self.candidates: list[int] = []
         for i, event in enumerate(incoming):
             error = precheck(event, now)
@@ -73,10 +74,15 @@ class Batch:
                 self.candidates.append(i)
 
     def settle_repeats(self) -> None:
-        """The same id again within one request: a duplicate of the first, or a conflict."""
+        """The same id again within one request: a duplicate of what was stored (by an earlier
+        request, or by its first occurrence here), or a conflict with it."""
         for i, event in enumerate(self.incoming):
             first = self.first.get(event.id)
             if self.results[i] is not None or first is None or first == i:
+                continue
+            before = self.stored.get(event.id)
+            if before is not None:  # stored earlier: the first occurrence here is a repeat too
+                self.results[i] = _repeat(event.id, self.hashes[i], before)
                 continue
             original = self.results[first]
             assert original is not None
@@ -143,13 +149,17 @@ async def _insert(conn: Conn, tenant: str, batch: Batch) -> list[int]:
         if event.id in inserted:
             fresh.append(i)
             continue
-        before = stored[event.id]
-        if before.payload_hash != batch.hashes[i]:
-            batch.results[i] = _reused(event.id)
-        else:
-            awards = msgspec.convert(before.awards, list[AwardOut])
-            batch.results[i] = EventResult(event.id, "duplicate", awards, [])
+        batch.stored[event.id] = stored[event.id]
+        batch.results[i] = _repeat(event.id, batch.hashes[i], stored[event.id])
     return fresh
+
+
+def _repeat(event_id: str, payload_hash: bytes, before: store.StoredEvent) -> EventResult:
+    """An id stored before: a duplicate answered as its first arrival was, or a conflict."""
+    if before.payload_hash != payload_hash:
+        return _reused(event_id)
+    awards = msgspec.convert(before.awards, list[AwardOut])
+    return EventResult(event_id, "duplicate", awards, [])
 
 
 async def _fold(

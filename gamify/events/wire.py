@@ -15,7 +15,8 @@ MAX_EVENTS = 1000
 
 class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    player: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    # No `/`: a player's id is a path segment of the API (`/v1/players/{player}`).
+    player: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^/]*$")]
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
     attributes: dict[str, Any] = {}

@@ -69,6 +69,16 @@ def decode_part(
 ) -> tuple[S | None, list[FieldProblem]]:
     """`decode_all` for a part of a body (one event of a batch): `nul_escaped` says whether the
     whole body spells U+0000 anywhere, so that a batch is searched once, not per part."""
+    try:
+        return _decode_part(part, kind, prefix, nul_escaped)
+    except RecursionError:
+        # msgspec, and the NUL search, recurse once per level of nesting.
+        return None, [FieldProblem(prefix or "body", "nested too deeply")]
+
+
+def _decode_part(
+    part: bytes | msgspec.Raw, kind: type[S], prefix: str, nul_escaped: bool
+) -> tuple[S | None, list[FieldProblem]]:
     plan = _plan(kind)
     try:
         value: S = plan.whole.decode(part)

@@ -15,8 +15,7 @@ each example in a tenant of its own, so that examples never see each other's dat
 go out at once from an httpx.AsyncClient (not Litestar's test client, which runs each request to
 its end), one `asyncio.run` per example.
 
-The tests at the end reduce bugs the property found to a request or two each, and fail until
-the service is fixed; the generator steers around those and one more (see `scenarios`).
+The tests at the end reduce bugs the property found to a request or two each (all fixed).
 
 The helpers that start the server and read boards live here rather than in support.py, which
 other engineers are editing meanwhile; `Service` could move there if another module needs it.
@@ -683,25 +682,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     """One or two rounds of 2 to 5 concurrent batches, then the batches refused with a 400
     sent again fixed, each alone: they wrote nothing, so their events are new.
 
-    Two bugs constrain how ids and players spread over concurrent batches:
-    - the service settles an id repeated within one transaction by its first occurrence
-      there, not by the stored event, so a replay that follows another payload of its id in
-      the same request, or in a concurrent request coalesced into the same transaction, is
-      rejected instead of a duplicate (test_a_replay_after_a_conflicting_reuse_is_a_duplicate).
-      So an id sent with two payloads is in one batch only, or in exactly two: the original,
-      and one copy with the other payload;
-    - when two transactions of one player reach Redis out of order, the older one's window
-      board changes are skipped whole, also those the newer one does not repeat: the window
-      boards miss or keep a score until the reconciler's next pass, up to a minute later. So
-      when the campaign keeps window boards, concurrent batches do not share players: each
-      player's events of a round are in one batch, and a batch repeats only ids taken in an
-      earlier round (never folded again).
+    An id sent with two payloads is in one batch only, or in exactly two (the original, and
+    one copy with the other payload): with more, which payload arrives first is up to the
+    coalescer, and the model would have to follow every order.
     """
     now = session_now()
     campaign = draw(campaigns(now))
     players = draw(PLAYERS)
     source = Events(draw, campaign, players, now)
-    exclusive = bool(campaign.windows)
     shared: set[str] = set()  # ids in several batches
     conflicted: set[str] = set()  # ids with two payloads: no (more) copies to other batches
     written: list[dict[str, Any]] = []  # events of the batches so far that wrote
@@ -710,12 +698,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     for _ in range(draw(st.integers(1, 2))):
         count = draw(st.integers(2, 5))
         owners = [list(players)] * count
-        if exclusive:
-            count = min(count, len(players))
-            order = draw(st.permutations(players))
-            owners = [order[b::count] for b in range(count)]
-        # Taken in an earlier round: accepted there, so never folded again.
-        before = [e for e in written if takeable(e, now)]
         batches: list[Batch] = []
         for b in range(count):
             events: list[dict[str, Any]] = []
@@ -724,7 +706,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 here = [e for e in events if e["id"] not in shared]
                 there = [
                     e
-                    for e in (before if exclusive else written)
+                    for e in written
                     if e["id"] not in conflicted and all(e["id"] != x["id"] for x in events)
                 ]
                 if action >= 90:  # another payload: only for an id in one batch so far
@@ -1237,8 +1219,7 @@ def test_concurrent_batches_match_the_reference_model(service: Service, scenario
     asyncio.run(exercise(service, scenario))
 
 
-# Bugs the property found, each reduced to its smallest request; the property's generator
-# steers around them (see MAX_DEPTH, PLAYER_TEXT and `scenarios`).
+# Bugs the property found, each reduced to its smallest request.
 async def posted(
     service: Service, http: httpx.AsyncClient, headers: dict[str, str], body: bytes
 ) -> httpx.Response:

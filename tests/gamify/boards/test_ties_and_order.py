@@ -90,3 +90,21 @@ async def test_an_older_window_write_landing_last_does_not_win(redis: Redis) -> 
     assert await redis.zscore(board, "p1") == 5 << 20
     await writer.write("acme", [_update(version=4, points=None)], set())  # a newer one
     assert await redis.zscore(board, "p1") is None
+
+
+async def test_an_older_write_still_lands_on_a_window_the_newer_one_did_not_touch(
+    redis: Redis,
+) -> None:
+    writer = BoardWriter(redis, lambda t, c: None, lambda: None, lambda written: None)
+    monday, tuesday = date(2026, 1, 5), date(2026, 1, 6)
+
+    def daily(day: date, points: int) -> BoardScore:
+        key = keys.board("acme", "c1", "daily", day)
+        return BoardScore(key, "daily", day, points, points << 20)
+
+    newer = BoardUpdate("c1", "p1", [daily(tuesday, 2)], 2**40, version=5)
+    older = BoardUpdate("c1", "p1", [daily(monday, 1), daily(tuesday, 1)], 2**40, version=4)
+    await writer.write("acme", [newer], set())
+    await writer.write("acme", [older], set())  # reached Redis last
+    assert await redis.zscore(keys.board("acme", "c1", "daily", tuesday), "p1") == 2 << 20
+    assert await redis.zscore(keys.board("acme", "c1", "daily", monday), "p1") == 1 << 20
