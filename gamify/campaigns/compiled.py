@@ -26,6 +26,7 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
     zone: ZoneInfo
     windows: tuple[str, ...]  # the window boards the campaign names (`daily`, `weekly`)
     bits: int  # time bits of the board encoding, as stored (see document.time_bits)
+    rewards: dict[str, tuple[int, str]]  # badge id -> (amount, unit) of its reward credit
 
     @classmethod
     def build(
@@ -43,6 +44,7 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
             ZoneInfo(rules.timezone),
             tuple(b for b in parsed.leaderboards if b in WINDOWS),
             bits,
+            {b.id: (b.reward.amount, b.reward.unit) for b in rules.badges if b.reward},
         )
 
     @property

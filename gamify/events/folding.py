@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 import badges
 from gamify.boards.updates import BoardUpdate, Standing, Timeline, WindowRow, pair_changes
 from gamify.campaigns.compiled import CompiledCampaign
+from gamify.campaigns.credits import credit_id, reward_reason
 from gamify.campaigns.windows import WindowTotals, period_of, window_totals
 from gamify.events import store
-from gamify.events.store import AwardRow, OutboxRow, Pair, SavedProgress
+from gamify.events.store import AwardRow, OutboxRow, Pair, RewardRow, SavedProgress
 from gamify.events.wire import AwardOut, EventIn, ScoreOut
 from gamify.platform.db import Conn
 
@@ -48,6 +49,7 @@ async def fold(
         list(folding.award_rows.values()),
         folding.outbox_rows(),
         window_rows,
+        folding.rewards,
     )
     return folding, updates
 
@@ -75,6 +77,7 @@ class Folding:
         self.award_rows: dict[tuple[Pair, str], AwardRow] = {}
         self.new_awards: set[tuple[Pair, str]] = set()
         self.awards_by_event: dict[str, list[AwardOut]] = defaultdict(list)
+        self.rewards: list[RewardRow] = []  # credits owed by the badges awarded here
 
     def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
         engine_event = badges.Event(event.id, event.type, event.occurred_at, event.attributes)
@@ -103,12 +106,29 @@ class Folding:
                 )
             if effects.awarded:
                 self.new_awards.update((pair, a.badge) for a in effects.awarded)
+                self._owe_rewards(pair, compiled, [a.badge for a in effects.awarded])
                 granted_here = self.awards_by_event[event.id]
                 granted_here += [
                     AwardOut(compiled.id, a.badge, a.awarded_at) for a in effects.awarded
                 ]
                 # The order a replay answers in (see events.store.STORED).
                 granted_here.sort(key=lambda a: (a.campaign, a.awarded_at, a.badge))
+
+    def _owe_rewards(self, pair: Pair, compiled: CompiledCampaign, awarded: list[str]) -> None:
+        for badge in awarded:
+            if badge in compiled.rewards:
+                amount, unit = compiled.rewards[badge]
+                reason = reward_reason(badge)
+                self.rewards.append(
+                    RewardRow(
+                        credit_id(self.tenant, pair.campaign, pair.player, reason),
+                        pair.campaign,
+                        pair.player,
+                        reason,
+                        amount,
+                        unit,
+                    )
+                )
 
     def _first_touch(self, pair: Pair, compiled: CompiledCampaign) -> None:
         state = self.states.get(pair)

@@ -96,6 +96,14 @@ WITH saved AS (
     SELECT $1, o.kind, o.campaign, o.player, o.payload
     FROM json_to_recordset($4::text::json)
          AS o (kind text, campaign text, player text, payload jsonb)
+), rewarded AS (
+    -- A badge's reward, owed once: the unique (tenant, campaign, player, reason) keeps a
+    -- badge awarded again (it never is) or a replay from owing it twice.
+    INSERT INTO payouts (id, tenant_id, campaign_id, player_id, reason, amount, unit)
+    SELECT r.id, $1, r.campaign, r.player, r.reason, r.amount, r.unit
+    FROM json_to_recordset($6::text::json)
+         AS r (id text, campaign text, player text, reason text, amount bigint, unit text)
+    ON CONFLICT DO NOTHING
 )
 INSERT INTO window_scores AS ws (tenant_id, campaign_id, board, period, player_id, score,
                                  reached_at)
@@ -197,6 +205,17 @@ class AwardRow(msgspec.Struct, frozen=True):
     by_backfill: bool  # credited by a backfill, after the event's own arrival
 
 
+class RewardRow(msgspec.Struct, frozen=True):
+    """A credit a badge's `reward` owes, for the payouts dispatcher to deliver."""
+
+    id: str
+    campaign: str
+    player: str
+    reason: str
+    amount: int
+    unit: str
+
+
 class OutboxRow(msgspec.Struct, frozen=True):
     kind: str
     pair: Pair
@@ -229,8 +248,10 @@ async def write(
     awards: list[AwardRow],
     outbox: list[OutboxRow],
     windows: list[WindowRow],
+    rewards: list[RewardRow],
 ) -> None:
-    """States and scores, awards, outbox rows and window scores of one folded batch."""
+    """States and scores, awards, outbox rows, window scores and reward credits of one folded
+    batch."""
     if not (saved or awards or outbox or windows):
         return
     await conn.execute(
@@ -240,6 +261,7 @@ async def write(
         _json([_award_row(a) for a in awards]),
         _json([_outbox_row(r) for r in outbox]),
         _json([_window_row(r) for r in windows]),
+        _json(rewards),
     )
 
 

@@ -12,24 +12,15 @@ credit a player under two ids even if it were not prevented.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import asyncpg
 
+from gamify.campaigns.credits import credit_id
 from gamify.payouts import store
 from gamify.payouts.split import Allocation, Pool, Standing, allocate, parse_pool
 
 log = logging.getLogger(__name__)
-
-# The namespace of credit ids: uuid5 of "tenant/campaign/player/reason" in it.
-CREDITS = uuid.UUID("6f1d3c1e-4a36-5b8e-9a55-2f0c1f7e9d21")
-
-
-def credit_id(tenant: str, campaign: str, player: str, reason: str = "pool") -> str:
-    """The credit's id toward the loyalty system: derived, so the same credit always has it."""
-    return "cr_" + uuid.uuid5(CREDITS, f"{tenant}/{campaign}/{player}/{reason}").hex
-
 
 def pool_of(document: dict[str, Any]) -> Pool | None:
     prize_pool = document.get("prize_pool")

@@ -211,3 +211,35 @@ async def test_a_410_holds_the_credits_until_the_endpoint_is_fixed_and_retried(
     assert retried.json()["retried"] == len(payouts["items"])
     await _until_delivered(client, headers)
     assert sum(c["amount"] for c in receiver.accepted.values()) == MILES
+
+
+async def test_a_badge_reward_is_credited_once_at_award_time_even_when_replayed(
+    client: AsyncTestClient[Litestar],
+    receiver: Receiver,
+    dispatcher: Dispatcher,
+    db: asyncpg.Connection,
+) -> None:
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    campaign = earn_your_wings()
+    campaign["badges"][0]["reward"] = {"amount": 500, "unit": "miles"}  # yvr
+    campaign["loyalty"] = {"url": receiver.url, "secret": SECRET}
+    assert (await client.post("/v1/campaigns", json=campaign, headers=headers)).is_success
+    event = {
+        "id": "e1",
+        "player": "p1",
+        "type": "flight.completed",
+        "occurred_at": hours_ago(1).isoformat(),
+        "attributes": {"destination": "YVR"},
+    }
+    for _ in range(2):  # the event, then its replay
+        sent = await client.post("/v1/events", json={"events": [event]}, headers=headers)
+        assert sent.status_code == 200, sent.text
+    for _ in range(100):
+        if receiver.accepted:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # room for a second credit, were one owed
+    assert [
+        (c["player"], c["amount"], c["unit"], c["reason"]) for c in receiver.accepted.values()
+    ] == [("p1", 500, "miles", "badge:yvr")]
+    assert await db.fetchval("SELECT status FROM payouts WHERE reason = 'badge:yvr'") == "delivered"
