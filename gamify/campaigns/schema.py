@@ -36,7 +36,7 @@ CampaignId = Annotated[str, Parameter(pattern=SLUG, description="the campaign's 
 CampaignCursor = Annotated[
     str,
     Parameter(
-        pattern="^(?:" + SLUG.removeprefix("^").removesuffix("$(?!\\n)") + ")?$(?!\\n)",
+        pattern="^(?:" + SLUG.removeprefix("^").removesuffix("$") + ")?$",
         description="the last id of the previous page",
     ),
 ]

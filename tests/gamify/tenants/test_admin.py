@@ -143,11 +143,3 @@ async def test_a_revoked_key_is_refused(
         assert_problem(await fresh.get("/v1/me", headers=bearer(issued["key"])), 401)
     actions = await db.fetch("SELECT action FROM audit_log ORDER BY id")
     assert [a["action"] for a in actions][-1] == "key.revoke"
-
-
-async def test_a_tenant_or_campaign_id_with_a_trailing_newline_is_refused(
-    client: AsyncTestClient[Litestar],
-) -> None:
-    body = {"id": "acme\n", "name": "Acme"}
-    refused = assert_problem(await client.post("/v1/admin/tenants", json=body, headers=ADMIN), 400)
-    assert [e["field"] for e in refused["errors"]] == ["id"]
