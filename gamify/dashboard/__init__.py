@@ -1,0 +1,1 @@
+"""The campaign manager's desk: the dashboard pages, rules simulation, the demo."""

@@ -1,0 +1,1 @@
+"""Live push: the WebSocket protocol, per-player streams, fan-out across instances."""
