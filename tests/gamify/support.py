@@ -4,17 +4,26 @@ the reference results they must give, and board readers. Test modules import onl
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from gamify.boards import keys
 from gamify.platform.embedded import EmbeddedServers
+from gamify.platform.embedded.ports import free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -244,3 +253,71 @@ async def read_board(
         if cursor is None:
             assert body["total"] == len(entries)
             return entries
+
+
+class Service:
+    """`gamify serve` in a subprocess on the session's servers, as an operator runs it; extra
+    `env` entries are GAMIFY_* settings. Stop it with `stop()` (or `kill()` for a crash)."""
+
+    def __init__(self, servers: Servers, database_url: str, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
+        env |= {
+            "GAMIFY_DATABASE_URL": database_url,
+            "GAMIFY_REDIS_URL": servers.redis_url,
+            "GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN,
+            "GAMIFY_SECRET": "property-secret-" + "x" * 32,
+            "GAMIFY_DATA_DIR": str(data_dir / "data"),
+            "GAMIFY_LOG_LEVEL": "WARNING",
+        } | env
+        with self.log.open("wb") as out:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gamify", "serve", "--port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gamify serve exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"gamify serve was not ready within {timeout} s:\n{self.output()}")
+
+    def stop(self) -> None:
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing runs its shutdown."""
+        self.process.kill()
+        self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def explain(self, response: httpx.Response) -> str:
+        """The response, and what the server logged about it (a 5xx quotes a request id)."""
+        request_id = response.headers.get("x-request-id", "?")
+        logged = [line for line in self.output().splitlines() if request_id in line]
+        request = response.request
+        return (
+            f"{request.method} {request.url} -> {response.status_code}\n"
+            f"request body: {request.content[:2000]!r}\n"
+            f"response: {response.text[:2000]}\n" + "\n".join(logged)[-6000:]
+        )

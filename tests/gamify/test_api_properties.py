@@ -28,16 +28,12 @@ import functools
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,8 +43,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gamify.platform.embedded.ports import free_port
-from tests.gamify.support import ADMIN, ADMIN_TOKEN, PROBLEM, Servers, bearer
+from tests.gamify.support import ADMIN, PROBLEM, Servers, Service, bearer
 
 pytestmark = pytest.mark.slow
 
@@ -118,67 +113,6 @@ TEXT = st.characters(codec="utf-8", exclude_characters="\x00")
 PLAYER_TEXT = st.characters(codec="utf-8", exclude_characters="\x00/")
 # Deeper than about 950 levels is a 500: see test_deeply_nested_attributes_are_no_500.
 MAX_DEPTH = 120
-
-
-# The service, as an operator runs it.
-class Service:
-    def __init__(self, servers: Servers, database_url: str, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "serve.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
-        env |= {
-            "GAMIFY_DATABASE_URL": database_url,
-            "GAMIFY_REDIS_URL": servers.redis_url,
-            "GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN,
-            "GAMIFY_SECRET": "property-secret-" + "x" * 32,
-            "GAMIFY_DATA_DIR": str(data_dir / "data"),
-            "GAMIFY_LOG_LEVEL": "WARNING",
-        }
-        with self.log.open("wb") as out:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gamify", "serve", "--port", str(self.port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"gamify serve exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"gamify serve was not ready within {timeout} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                self.process.wait(timeout=15)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def explain(self, response: httpx.Response) -> str:
-        """The response, and what the server logged about it (a 5xx quotes a request id)."""
-        request_id = response.headers.get("x-request-id", "?")
-        logged = [line for line in self.output().splitlines() if request_id in line]
-        request = response.request
-        return (
-            f"{request.method} {request.url} -> {response.status_code}\n"
-            f"request body: {request.content[:2000]!r}\n"
-            f"response: {response.text[:2000]}\n" + "\n".join(logged)[-6000:]
-        )
 
 
 @pytest.fixture(scope="module")
