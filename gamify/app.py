@@ -23,6 +23,8 @@ from gamify.campaigns.hooks import CampaignHooks
 from gamify.events import controller as events_api
 from gamify.events.backfill import Backfills
 from gamify.events.coalesce import Coalescer
+from gamify.live import controller as live_api
+from gamify.live.service import Live
 from gamify.payouts import controller as payouts_api
 from gamify.payouts import settlement
 from gamify.payouts.delivery import Dispatcher
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
         container = _wire(Container(settings, pool, redis, migrations.latest_version()))
         app.state.container = container
         await container.get(Boards).start()
+        await container.get(Live).start()
         await container.get(Backfills).resume()
         container.get(Clock).start()
         if settings.delivery_in_process:
@@ -63,6 +66,7 @@ def create_app(settings: Settings) -> Litestar:
             await container.get(Dispatcher).stop()
             await container.get(Clock).stop()
             await container.get(Backfills).stop()
+            await container.get(Live).stop()
             await container.get(Boards).stop()
             await redis.aclose()
             await pool.close()
@@ -78,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             players_api.PlayerController,
             boards_api.LeaderboardController,
             payouts_api.PayoutController,
+            live_api.live_socket,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_path],
@@ -102,8 +107,8 @@ def _wire(container: Container) -> Container:
     engines = container.add(EngineCache())
     hooks = container.add(CampaignHooks())
     container.add(KeyCache(pool))
-    container.add(DisplayNames(pool))
-    container.add(ReadBatcher(redis))
+    names = container.add(DisplayNames(pool))
+    batcher = container.add(ReadBatcher(redis))
     boards = container.add(Boards(pool, redis, engines))
     backfills = container.add(Backfills(pool, boards))
     hooks.on_backfill_owed(backfills.start)
@@ -112,7 +117,10 @@ def _wire(container: Container) -> Container:
     container.add(Dispatcher(pool, max_backoff=container.settings.delivery_max_backoff))
     # Half the pool for the write path leaves connections for reads under a write storm.
     parallel = container.settings.db_pool_size // 2
-    container.add(Coalescer(pool, engines, boards.writer, parallel=parallel))
+    coalescer = container.add(Coalescer(pool, engines, boards.writer, parallel=parallel))
+    assert container.settings.redis_url is not None
+    live = container.add(Live(redis, container.settings.redis_url, boards, batcher, names))
+    coalescer.on_committed(live.publisher.committed)
     return container
 
 

@@ -59,10 +59,13 @@ async def page(
     ref: BoardRef,
     limit: int,
     after: str | None,
+    *,
+    fresh: bool = False,
 ) -> reader.Page:
-    """A page of the board; first pages come from a cache of TOP_PAGE_TTL (see Boards)."""
+    """A page of the board; first pages come from a cache of TOP_PAGE_TTL (see Boards), unless
+    `fresh` asks for what Redis holds now."""
     cached: reader.Page | None = boards.top_pages.get(ref.key, {}).get(limit)
-    if after is None and cached is not None:
+    if after is None and cached is not None and not fresh:
         return cached
     try:
         found = await _when_ready(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 MAX_EVENTS_PER_FLUSH = 2000
 RETRIES = 3
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+# Hears each committed group: its tenant, then each result's player and the ranked result.
+Listener = Callable[[str, Sequence[str], Sequence[EventResult]], None]
 
 
 class _Pending:
@@ -60,6 +63,12 @@ class Coalescer:
         self._queue: list[_Pending] = []
         self._flushing = 0
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._listeners: list[Listener] = []
+
+    def on_committed(self, listener: Listener) -> None:
+        """`listener` hears every committed group once its results carry their ranks. It must
+        not block: the requests of the group wait for it (live push only queues)."""
+        self._listeners.append(listener)
 
     async def submit(self, tenant: str, events: list[EventIn]) -> list[EventResult]:
         pending = _Pending(tenant, events)
@@ -122,10 +131,16 @@ class Coalescer:
         # Nor may its failure be taken for the transaction's: a request retried now would
         # find its own events stored and answer them as duplicates.
         try:
-            return await ranked(self.boards, tenant, outcome)
+            results = await ranked(self.boards, tenant, outcome)
         except Exception:
             log.exception("ranking a committed group failed; answering without ranks")
-            return outcome.results
+            results = outcome.results
+        for listener in self._listeners:
+            try:
+                listener(tenant, outcome.players, results)
+            except Exception:
+                log.exception("a listener of committed events failed")
+        return results
 
     async def _once(self, tenant: str, events: list[EventIn]) -> Outcome:
         async with self.pool.acquire() as conn:

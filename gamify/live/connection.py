@@ -1,0 +1,237 @@
+"""One socket: what it is subscribed to, the frames waiting for it, and its catch-ups.
+
+Frames wait in a bounded queue that one writer task drains, so a client that reads slowly
+only ever slows its own socket. A `me` subscriber more than ME_QUEUE_LIMIT frames behind is
+sent `{"type":"error","detail":"resume"}` and closed (4408) to come back with `resume`; a
+leaderboard watcher keeps only the latest snapshot of each board, so it skips to it.
+
+`me` frames arrive from the player's shard channel with their seq (fanout.py). The last seq
+sent is kept: a frame at or below it is a repeat and dropped, a frame above the next one shows
+a gap (a pub/sub connection that was down) and starts a catch-up from the stream. A catch-up
+(also `resume`, and the `me` subscription itself) holds the live frames that arrive meanwhile
+and releases them afterwards, dropping those the replay sent: subscribe first, read the
+history second, so nothing published in between is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Hashable
+from typing import Any, Protocol
+
+from litestar import WebSocket
+from redis.exceptions import RedisError
+
+from gamify.live import streams
+from gamify.live.protocol import Error, Resumed, encode
+from gamify.tenants.guards import Principal
+
+log = logging.getLogger(__name__)
+
+ME_QUEUE_LIMIT = 1000
+SEND_TIMEOUT = 10.0  # a send that does not finish within this is a client gone or stuck
+SLOW_CLOSE = 4408
+
+Frames = list[tuple[int, bytes]]
+_RESUME = encode(Error("resume"))
+
+
+class Feed(Protocol):
+    """Where a connection reads a player's stream (the Redis client)."""
+
+    async def replay(self, tenant: str, player: str, first: int) -> streams.Replayed: ...
+    async def last_seq(self, tenant: str, player: str) -> int | None: ...
+
+
+class Connection:
+    __slots__ = (
+        "_catching_up",
+        "_close_code",
+        "_feed",
+        "_frames",
+        "_held",
+        "_snapshots",
+        "_sync_lock",
+        "_wake",
+        "last_sent",
+        "last_seq",
+        "me",
+        "principal",
+        "socket",
+        "topics",
+    )
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], principal: Principal, feed: Feed) -> None:
+        self.socket = socket
+        self.principal = principal
+        self._feed = feed
+        self.me = False
+        self.last_seq: int | None = None
+        self.last_sent = time.monotonic()
+        self.topics: dict[Hashable, int] = {}  # watched boards, with how many entries each
+        self._frames: deque[bytes] = deque()
+        self._snapshots: dict[Hashable, bytes] = {}
+        self._wake = asyncio.Event()
+        self._catching_up = False
+        self._held: Frames = []
+        self._sync_lock: asyncio.Lock | None = None
+        self._close_code: int | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.principal.tenant
+
+    # Sending.
+    def send(self, frame: bytes) -> None:
+        """Queue a frame that is not a `me` message (an answer, an error, a ping)."""
+        self._frames.append(frame)
+        self._wake.set()
+
+    def offer(self, topic: Hashable, snapshot: bytes) -> None:
+        """The board's latest snapshot: replaces one not yet sent."""
+        self._snapshots[topic] = snapshot
+        self._wake.set()
+
+    async def write_forever(self) -> None:
+        """The writer task: frames in order, then the latest snapshots."""
+        while self._close_code is None or self._frames:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._frames or self._snapshots:
+                if self._frames:
+                    frame = self._frames.popleft()
+                else:
+                    topic = next(iter(self._snapshots))
+                    frame = self._snapshots.pop(topic)
+                await asyncio.wait_for(self.socket.send_text(frame.decode()), SEND_TIMEOUT)
+                self.last_sent = time.monotonic()
+        await self.socket.close(self._close_code or 1000, "resume" if self._close_code else None)
+
+    def _overflow(self) -> None:
+        log.info("a `me` subscriber fell %d frames behind; closing it", ME_QUEUE_LIMIT)
+        self._frames.clear()
+        self._snapshots.clear()
+        self._held.clear()
+        self._frames.append(_RESUME)
+        self._close_code = SLOW_CLOSE
+        self._wake.set()
+
+    # `me` frames.
+    def hear(self, frames: Frames) -> None:
+        """Frames published to the player's channel, in seq order."""
+        if self._close_code is not None or not self.me:
+            return
+        if self._catching_up:
+            self._held += frames
+            if len(self._held) > ME_QUEUE_LIMIT:
+                self._overflow()
+            return
+        for at, (seq, frame) in enumerate(frames):
+            if self.last_seq is not None and seq <= self.last_seq:
+                continue
+            if self.last_seq is not None and seq > self.last_seq + 1:
+                self._held = frames[at:]
+                self._catching_up = True
+                self.spawn(self.sync(self.last_seq, announce=False))
+                return
+            self._send_me(seq, frame)
+
+    def _send_me(self, seq: int, frame: bytes) -> None:
+        self.last_seq = seq
+        self._frames.append(frame)
+        self._wake.set()
+        if len(self._frames) > ME_QUEUE_LIMIT:
+            self._overflow()
+
+    def recover(self) -> None:
+        """After the pub/sub connection was down: whatever was published meanwhile."""
+        if self.me and self._close_code is None:
+            self.spawn(self._recover())
+
+    async def _recover(self) -> None:
+        # Read under the lock: a catch-up under way sets where this one starts.
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:
+            after = self.last_seq
+        if after is not None:
+            await self.sync(after, announce=False)
+
+    async def sync(self, after: int | None, announce: bool) -> None:
+        """Catch up from `after` (None: from now on, as a fresh subscription does), holding
+        live frames meanwhile; with `announce`, answer `resume` with `resumed`."""
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:
+            self._catching_up = True
+            try:
+                recovered = await self._catch_up(after)
+                if announce and after is not None and self._close_code is None:
+                    self.send(encode(Resumed(after, recovered)))
+                await self._release()
+            finally:
+                self._catching_up = False
+
+    async def _catch_up(self, after: int | None) -> bool:
+        tenant, player = self.tenant, self.principal.player or ""
+        try:
+            if after is None:
+                self.last_seq = await self._feed.last_seq(tenant, player) or 0
+                return True
+            return await self._replay(tenant, player, after)
+        except RedisError:
+            log.warning("a player's stream could not be read", exc_info=True)
+            return False
+
+    async def _replay(self, tenant: str, player: str, after: int) -> bool:
+        recovered: bool | None = None
+        first = after + 1
+        while self._close_code is None:
+            page = await self._feed.replay(tenant, player, first)
+            if recovered is None:
+                held = page.frames[0][0] == first if page.frames else page.last == after
+                recovered = held
+                self.last_seq = after if page.last is None else min(after, page.last)
+            for seq, frame in page.frames:
+                self._send_me(seq, frame)
+            if len(page.frames) < streams.REPLAY_PAGE:
+                break
+            first = page.frames[-1][0] + 1
+            await self._drained()
+        return bool(recovered)
+
+    async def _release(self) -> None:
+        """Send the frames held during a catch-up, catching up again over any gap."""
+        while self._held and self._close_code is None:
+            held, self._held = self._held, []
+            for at, (seq, frame) in enumerate(held):
+                if self.last_seq is not None and seq <= self.last_seq:
+                    continue
+                if self.last_seq is not None and seq > self.last_seq + 1:
+                    self._held = held[at:] + self._held
+                    await self._replay(self.tenant, self.principal.player or "", self.last_seq)
+                    break
+                self._send_me(seq, frame)
+
+    async def _drained(self) -> None:
+        while len(self._frames) > streams.REPLAY_PAGE and self._close_code is None:
+            await asyncio.sleep(0.01)
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+    @property
+    def closing(self) -> bool:
+        return self._close_code is not None
+
+    def hold(self) -> None:
+        """Hold live `me` frames until the catch-up that follows releases them."""
+        self._catching_up = True
+
+
+_running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks

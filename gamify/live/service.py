@@ -1,0 +1,84 @@
+"""Live push on one instance: the publisher, the hub, the watchers, and the open sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from redis.asyncio import Redis
+
+from gamify.boards.batch import ReadBatcher
+from gamify.boards.names import DisplayNames
+from gamify.boards.service import Boards
+from gamify.live import streams
+from gamify.live.connection import Connection
+from gamify.live.fanout import Hub
+from gamify.live.protocol import Ping, encode
+from gamify.live.publisher import Publisher
+from gamify.live.watchers import Watches
+
+IDLE_PING = 30.0  # a connection that sent nothing for this long is pinged
+_PING = encode(Ping())
+
+
+class RedisFeed:
+    """The players' streams, as a connection reads them."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def replay(self, tenant: str, player: str, first: int) -> streams.Replayed:
+        return await streams.replay(self.redis, tenant, player, first)
+
+    async def last_seq(self, tenant: str, player: str) -> int | None:
+        return await streams.last_seq(self.redis, tenant, player)
+
+
+class Live:
+    def __init__(
+        self,
+        redis: Redis,
+        url: str,
+        boards: Boards,
+        batcher: ReadBatcher,
+        names: DisplayNames,
+    ) -> None:
+        self.redis = redis
+        self.feed = RedisFeed(redis)
+        self.publisher = Publisher(redis)
+        self.hub = Hub(redis, url)
+        self.watches = Watches(boards, batcher, names)
+        self.connections: set[Connection] = set()
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Without Redis now, the library is loaded on first use (streams.loading).
+        with contextlib.suppress(Exception):
+            await streams.load(self.redis)
+        self.publisher.start()
+        self.watches.start()
+        self._pinger = asyncio.get_running_loop().create_task(self._ping(), name="live-pinger")
+
+    async def stop(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        await self.watches.stop()
+        await self.publisher.stop()
+        await self.hub.stop()
+
+    def opened(self, connection: Connection) -> None:
+        self.connections.add(connection)
+
+    def closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(IDLE_PING / 3)
+            idle_since = time.monotonic() - IDLE_PING
+            for connection in list(self.connections):
+                if connection.last_sent < idle_since:
+                    connection.send(_PING)

@@ -1,0 +1,120 @@
+"""One socket's life once authenticated: read ops and answer them; the writer task sends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from litestar import WebSocket
+
+from gamify.live import protocol
+from gamify.live.connection import Connection
+from gamify.live.protocol import Error, PingOp, Pong, Resume, Subscribe, Unsubscribe, encode
+from gamify.live.service import Live
+from gamify.live.watchers import Topic
+from gamify.platform.problems import ApiError
+from gamify.tenants.guards import Principal
+
+log = logging.getLogger(__name__)
+
+_PONG = encode(Pong())
+
+
+async def serve(live: Live, socket: WebSocket[Any, Any, Any], principal: Principal) -> None:
+    connection = Connection(socket, principal, live.feed)
+    writer = asyncio.get_running_loop().create_task(_write(connection))
+    live.opened(connection)
+    try:
+        while not connection.closing:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            frame: str | bytes = message.get("text") or message.get("bytes") or b""  # type: ignore[assignment]
+            await _answer(live, connection, frame)
+    finally:
+        live.closed(connection)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        live.watches.unwatch_all(connection)
+        await live.hub.leave(connection)
+
+
+async def _write(connection: Connection) -> None:
+    try:
+        await connection.write_forever()
+    except TimeoutError:
+        log.info("a socket stopped reading; closing it")
+        await _close(connection)
+    except Exception:
+        pass  # the peer went away: the reader sees the disconnect
+
+
+async def _close(connection: Connection) -> None:
+    with contextlib.suppress(Exception):
+        await connection.socket.close(1011, "stopped reading")
+
+
+async def _answer(live: Live, connection: Connection, frame: str | bytes) -> None:
+    op = protocol.decode(frame)
+    if isinstance(op, str):
+        connection.send(encode(Error(op)))
+        return
+    try:
+        if isinstance(op, PingOp):
+            connection.send(_PONG)
+        elif isinstance(op, Resume):
+            await _resume(live, connection, op.after)
+        elif isinstance(op, Subscribe):
+            await _subscribe(live, connection, op)
+        elif isinstance(op, Unsubscribe):
+            await _unsubscribe(live, connection, op)
+    except ApiError as exc:
+        connection.send(encode(Error(_detail(exc))))
+
+
+async def _subscribe(live: Live, connection: Connection, op: Subscribe) -> None:
+    if op.topic == "me":
+        if not connection.me:
+            await _join(live, connection)
+            await connection.sync(None, announce=False)
+        return
+    await live.watches.watch(connection, _topic(connection, op), op.top)
+
+
+async def _resume(live: Live, connection: Connection, after: int) -> None:
+    if not connection.me:
+        await _join(live, connection)
+    await connection.sync(after, announce=True)
+
+
+async def _join(live: Live, connection: Connection) -> None:
+    if connection.principal.player is None:
+        raise ApiError(400, "Bad Request", "`me` and `resume` take a player token")
+    connection.hold()
+    connection.me = True
+    await live.hub.join(connection)
+
+
+async def _unsubscribe(live: Live, connection: Connection, op: Unsubscribe) -> None:
+    if op.topic == "me":
+        connection.me = False
+        await live.hub.leave(connection)
+        return
+    live.watches.unwatch(connection, _topic(connection, op))
+
+
+def _topic(connection: Connection, op: Subscribe | Unsubscribe) -> Topic:
+    if op.campaign is None:
+        raise ApiError(400, "Bad Request", "a `leaderboard` topic names its `campaign`")
+    return Topic(connection.tenant, op.campaign, op.board, op.period)
+
+
+def _detail(error: ApiError) -> str:
+    """The problem as one line: its detail (or title), then each bad field."""
+    problem = error.problem
+    said = problem.detail if isinstance(problem.detail, str) else problem.title
+    fields = "; ".join(f"{bad.field}: {bad.message}" for bad in problem.errors)
+    return f"{said}: {fields}" if fields else said

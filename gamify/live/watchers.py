@@ -1,0 +1,141 @@
+"""Leaderboard watchers: a snapshot on subscribe, then a new one when the top changes.
+
+Each instance reads each watched board once per TICK (at most 4 snapshots a second), however
+many sockets watch it, as deep as its deepest watcher, and hands every watcher the slice it
+asked for when that slice changed. Reading rather than listening to writes makes no write pay
+for watchers, and hears the writes of every instance alike. `version` is the snapshot's time in
+milliseconds, raised by one when needed, so it increases per board on every instance and across
+reconnects to another one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import date
+
+import msgspec
+
+from gamify.boards import reads
+from gamify.boards.batch import ReadBatcher
+from gamify.boards.names import DisplayNames
+from gamify.boards.reader import Entry
+from gamify.boards.service import Boards
+from gamify.live.connection import Connection
+from gamify.live.protocol import Leaderboard, encode
+
+log = logging.getLogger(__name__)
+
+TICK = 0.25
+
+
+class Topic(msgspec.Struct, frozen=True):
+    """A board as a client names it (a window board without a period is the current one)."""
+
+    tenant: str
+    campaign: str
+    board: str
+    period: date | None
+
+
+class Watch:
+    __slots__ = ("entries", "ref", "version", "watchers")
+
+    def __init__(self, ref: reads.BoardRef) -> None:
+        self.ref = ref
+        self.watchers: dict[Connection, int] = {}
+        self.entries: list[Entry] | None = None
+        self.version = 0
+
+    @property
+    def depth(self) -> int:
+        return max(self.watchers.values(), default=0)
+
+    def snapshot(self, topic: Topic, top: int) -> bytes:
+        assert self.entries is not None
+        return encode(
+            Leaderboard(
+                topic.campaign, topic.board, self.version, self.entries[:top], self.ref.period
+            )
+        )
+
+
+class Watches:
+    def __init__(self, boards: Boards, batcher: ReadBatcher, names: DisplayNames) -> None:
+        self.boards = boards
+        self.batcher = batcher
+        self.names = names
+        self.watches: dict[Topic, Watch] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.reads = 0  # board reads, for tests: once per board and tick
+
+    async def watch(self, connection: Connection, topic: Topic, top: int) -> None:
+        """Add a watcher and send it a snapshot; an ApiError for a board the tenant lacks."""
+        watch = self.watches.get(topic)
+        if watch is None:
+            ref = await reads.resolve(
+                self.boards, topic.tenant, topic.campaign, topic.board, topic.period
+            )
+            watch = self.watches.setdefault(topic, Watch(ref))
+        deeper = top > watch.depth
+        watch.watchers[connection] = top
+        connection.topics[topic] = top
+        if watch.entries is None or deeper:
+            await self._read(watch)
+        connection.offer(topic, watch.snapshot(topic, top))
+
+    def unwatch(self, connection: Connection, topic: Topic) -> None:
+        connection.topics.pop(topic, None)
+        watch = self.watches.get(topic)
+        if watch is None:
+            return
+        watch.watchers.pop(connection, None)
+        if not watch.watchers:
+            del self.watches[topic]
+
+    def unwatch_all(self, connection: Connection) -> None:
+        for topic in list(connection.topics):
+            if isinstance(topic, Topic):
+                self.unwatch(connection, topic)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="live-watchers")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            for topic, watch in list(self.watches.items()):
+                try:
+                    await self._refresh(topic, watch)
+                except Exception:
+                    log.warning("a watched board could not be read", exc_info=True)
+
+    async def _refresh(self, topic: Topic, watch: Watch) -> None:
+        before = watch.entries
+        await self._read(watch)
+        if watch.entries == before:
+            return
+        frames: dict[int, bytes] = {}
+        for connection, top in list(watch.watchers.items()):
+            if before is not None and before[:top] == (watch.entries or [])[:top]:
+                continue
+            if top not in frames:
+                frames[top] = watch.snapshot(topic, top)
+            connection.offer(topic, frames[top])
+
+    async def _read(self, watch: Watch) -> None:
+        page = await reads.page(
+            self.boards, self.batcher, self.names, watch.ref, max(watch.depth, 1), None, fresh=True
+        )
+        self.reads += 1
+        watch.entries = page.entries
+        watch.version = max(watch.version + 1, int(time.time() * 1000))
