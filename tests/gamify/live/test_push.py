@@ -149,7 +149,9 @@ async def test_resume_after_the_stream_lost_messages_is_not_recovered(
     try:
         await _until(lambda: redis.xlen(stream), lambda n: n >= 4)  # one per post at least
         if loss == "trimmed":
-            first_kept = (await redis.xrange(stream))[-1][0]
+            held = await redis.xrange(stream)
+            assert held is not None
+            first_kept = held[-1][0]
             await redis.xtrim(stream, minid=first_kept, approximate=False)
         else:
             await redis.delete(stream, streams.counter(tenant.id, "forgotten"))
