@@ -40,9 +40,11 @@ BATCH = 100
 
 
 def rss(pid: int) -> int:
-    """The resident memory of a process and its children (Granian's workers)."""
+    """The resident memory of gamify's processes: `serve` and its Granian workers, not the
+    embedded Postgres and Valkey it also started."""
     process = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+    family = [process, *process.children(recursive=True)]
+    return sum(p.memory_info().rss for p in family if "python" in p.name())
 
 
 def setup(base: str) -> str:

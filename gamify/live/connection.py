@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 ME_QUEUE_LIMIT = 1000
 SEND_TIMEOUT = 10.0  # a send that does not finish within this is a client gone or stuck
 SLOW_CLOSE = 4408
+STUCK_CLOSE = 1011
 
 Frames = list[tuple[int, bytes]]
-_RESUME = encode(Error("resume"))
+_RESUME = encode(Error("resume")).decode()
 
 
 class Feed(Protocol):
@@ -60,8 +61,11 @@ class Connection:
         "last_seq",
         "me",
         "principal",
+        "reader",
+        "sending_since",
         "socket",
         "topics",
+        "writer",
     )
 
     def __init__(self, socket: WebSocket[Any, Any, Any], principal: Principal, feed: Feed) -> None:
@@ -72,8 +76,11 @@ class Connection:
         self.last_seq: int | None = None
         self.last_sent = time.monotonic()
         self.topics: dict[Hashable, int] = {}  # watched boards, with how many entries each
-        self._frames: deque[bytes] = deque()
-        self._snapshots: dict[Hashable, bytes] = {}
+        self.sending_since: float | None = None
+        self.reader: asyncio.Task[Any] | None = None  # the task reading the socket
+        self.writer: asyncio.Task[None] | None = None
+        self._frames: deque[str] = deque()
+        self._snapshots: dict[Hashable, str] = {}
         self._wake = asyncio.Event()
         self._catching_up = False
         self._held: Frames = []
@@ -85,18 +92,20 @@ class Connection:
         return self.principal.tenant
 
     # Sending.
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: str) -> None:
         """Queue a frame that is not a `me` message (an answer, an error, a ping)."""
         self._frames.append(frame)
         self._wake.set()
 
-    def offer(self, topic: Hashable, snapshot: bytes) -> None:
+    def offer(self, topic: Hashable, snapshot: str) -> None:
         """The board's latest snapshot: replaces one not yet sent."""
         self._snapshots[topic] = snapshot
         self._wake.set()
 
     async def write_forever(self) -> None:
-        """The writer task: frames in order, then the latest snapshots."""
+        """The writer task: frames in order, then the latest snapshots. A send that hangs is
+        found by `stuck` (no timer per send: a frame to each of 10,000 sockets must stay cheap)."""
+        send = self.socket.send
         while self._close_code is None or self._frames:
             await self._wake.wait()
             self._wake.clear()
@@ -106,9 +115,24 @@ class Connection:
                 else:
                     topic = next(iter(self._snapshots))
                     frame = self._snapshots.pop(topic)
-                await asyncio.wait_for(self.socket.send_text(frame.decode()), SEND_TIMEOUT)
-                self.last_sent = time.monotonic()
-        await self.socket.close(self._close_code or 1000, "resume" if self._close_code else None)
+                self.sending_since = time.monotonic()
+                await send({"type": "websocket.send", "text": frame, "bytes": None})
+                self.last_sent, self.sending_since = self.sending_since, None
+        await self.socket.close(self._close_code, "resume")
+
+    def stuck(self, now: float) -> bool:
+        return self.sending_since is not None and now - self.sending_since > SEND_TIMEOUT
+
+    def abort(self) -> None:
+        """Stop a socket whose client stopped reading: its tasks go, and with them the socket."""
+        self._close_code = STUCK_CLOSE
+        for task in (self.writer, self.reader):
+            if task is not None:
+                task.cancel()
+
+    @property
+    def aborted(self) -> bool:
+        return self._close_code == STUCK_CLOSE
 
     def _overflow(self) -> None:
         log.info("a `me` subscriber fell %d frames behind; closing it", ME_QUEUE_LIMIT)
@@ -141,7 +165,7 @@ class Connection:
 
     def _send_me(self, seq: int, frame: bytes) -> None:
         self.last_seq = seq
-        self._frames.append(frame)
+        self._frames.append(frame.decode())
         self._wake.set()
         if len(self._frames) > ME_QUEUE_LIMIT:
             self._overflow()
@@ -170,7 +194,7 @@ class Connection:
             try:
                 recovered = await self._catch_up(after)
                 if announce and after is not None and self._close_code is None:
-                    self.send(encode(Resumed(after, recovered)))
+                    self.send(encode(Resumed(after, recovered)).decode())
                 await self._release()
             finally:
                 self._catching_up = False

@@ -19,7 +19,7 @@ from gamify.live.publisher import Publisher
 from gamify.live.watchers import Watches
 
 IDLE_PING = 30.0  # a connection that sent nothing for this long is pinged
-_PING = encode(Ping())
+_PING = encode(Ping()).decode()
 
 
 class RedisFeed:
@@ -76,9 +76,12 @@ class Live:
         self.connections.discard(connection)
 
     async def _ping(self) -> None:
+        """Pings idle sockets and drops those whose client stopped reading."""
         while True:
             await asyncio.sleep(IDLE_PING / 3)
-            idle_since = time.monotonic() - IDLE_PING
+            now = time.monotonic()
             for connection in list(self.connections):
-                if connection.last_sent < idle_since:
+                if connection.stuck(now):
+                    connection.abort()
+                elif connection.last_sent < now - IDLE_PING:
                     connection.send(_PING)

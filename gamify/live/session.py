@@ -10,7 +10,7 @@ from typing import Any
 from litestar import WebSocket
 
 from gamify.live import protocol
-from gamify.live.connection import Connection
+from gamify.live.connection import SEND_TIMEOUT, Connection
 from gamify.live.protocol import Error, PingOp, Pong, Resume, Subscribe, Unsubscribe, encode
 from gamify.live.service import Live
 from gamify.live.watchers import Topic
@@ -19,48 +19,48 @@ from gamify.tenants.guards import Principal
 
 log = logging.getLogger(__name__)
 
-_PONG = encode(Pong())
+_PONG = encode(Pong()).decode()
 
 
 async def serve(live: Live, socket: WebSocket[Any, Any, Any], principal: Principal) -> None:
     connection = Connection(socket, principal, live.feed)
-    writer = asyncio.get_running_loop().create_task(_write(connection))
+    connection.reader = asyncio.current_task()
+    connection.writer = asyncio.get_running_loop().create_task(_write(connection))
     live.opened(connection)
     try:
-        while not connection.closing:
-            message = await socket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            frame: str | bytes = message.get("text") or message.get("bytes") or b""  # type: ignore[assignment]
-            await _answer(live, connection, frame)
+        await _read(live, connection)
+    except asyncio.CancelledError:
+        if not connection.aborted:
+            raise
+        log.info("a socket stopped reading for %s s; dropped", SEND_TIMEOUT)
     finally:
         live.closed(connection)
-        writer.cancel()
+        connection.writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+            await connection.writer
         live.watches.unwatch_all(connection)
         await live.hub.leave(connection)
 
 
+async def _read(live: Live, connection: Connection) -> None:
+    while not connection.closing:
+        message = await connection.socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        frame: str | bytes = message.get("text") or message.get("bytes") or b""  # type: ignore[assignment]
+        await _answer(live, connection, frame)
+
+
 async def _write(connection: Connection) -> None:
-    try:
-        await connection.write_forever()
-    except TimeoutError:
-        log.info("a socket stopped reading; closing it")
-        await _close(connection)
-    except Exception:
-        pass  # the peer went away: the reader sees the disconnect
-
-
-async def _close(connection: Connection) -> None:
+    # A send fails when the peer went away: the reader sees the disconnect.
     with contextlib.suppress(Exception):
-        await connection.socket.close(1011, "stopped reading")
+        await connection.write_forever()
 
 
 async def _answer(live: Live, connection: Connection, frame: str | bytes) -> None:
     op = protocol.decode(frame)
     if isinstance(op, str):
-        connection.send(encode(Error(op)))
+        connection.send(encode(Error(op)).decode())
         return
     try:
         if isinstance(op, PingOp):
@@ -72,7 +72,7 @@ async def _answer(live: Live, connection: Connection, frame: str | bytes) -> Non
         elif isinstance(op, Unsubscribe):
             await _unsubscribe(live, connection, op)
     except ApiError as exc:
-        connection.send(encode(Error(_detail(exc))))
+        connection.send(encode(Error(_detail(exc))).decode())
 
 
 async def _subscribe(live: Live, connection: Connection, op: Subscribe) -> None:

@@ -53,13 +53,13 @@ class Watch:
     def depth(self) -> int:
         return max(self.watchers.values(), default=0)
 
-    def snapshot(self, topic: Topic, top: int) -> bytes:
+    def snapshot(self, topic: Topic, top: int) -> str:
         assert self.entries is not None
         return encode(
             Leaderboard(
                 topic.campaign, topic.board, self.version, self.entries[:top], self.ref.period
             )
-        )
+        ).decode()
 
 
 class Watches:
@@ -124,7 +124,7 @@ class Watches:
         await self._read(watch)
         if watch.entries == before:
             return
-        frames: dict[int, bytes] = {}
+        frames: dict[int, str] = {}
         for connection, top in list(watch.watchers.items()):
             if before is not None and before[:top] == (watch.entries or [])[:top]:
                 continue
