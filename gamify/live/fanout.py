@@ -46,6 +46,9 @@ class Shard:
         self.recovered = recovered
         self.channels: set[bytes] = set()
         self._pubsub: PubSub | None = None
+        # Subscribed to every channel wanted when it opened: from then on, a new channel is
+        # sent at once. Before, `_open` sends it (two coroutines must not open one PubSub).
+        self._ready = False
         self._client: Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -60,7 +63,7 @@ class Shard:
         self._confirming.setdefault(channel, []).append(confirmed)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-shard")
-        elif self._pubsub is not None:
+        elif self._ready and self._pubsub is not None:
             try:
                 await self._pubsub.ssubscribe(channel)
             except RedisError:
@@ -114,9 +117,13 @@ class Shard:
     async def _open(self) -> None:
         self._client = self.connect()
         self._pubsub = self._client.pubsub()
-        wanted = list(self.channels)
-        for at in range(0, len(wanted), SUBSCRIBE_CHUNK):
-            await self._pubsub.ssubscribe(*wanted[at : at + SUBSCRIBE_CHUNK])
+        sent: set[bytes] = set()
+        while missing := list(self.channels - sent):
+            for at in range(0, len(missing), SUBSCRIBE_CHUNK):
+                chunk = missing[at : at + SUBSCRIBE_CHUNK]
+                await self._pubsub.ssubscribe(*chunk)
+                sent.update(chunk)
+        self._ready = True
         self.connections += 1
 
     async def _listen(self) -> None:
@@ -135,6 +142,7 @@ class Shard:
 
     async def _close(self) -> None:
         pubsub, client, self._pubsub, self._client = self._pubsub, self._client, None, None
+        self._ready = False
         try:
             if pubsub is not None:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -23,16 +23,18 @@ _PING = encode(Ping()).decode()
 
 
 class RedisFeed:
-    """The players' streams, as a connection reads them."""
+    """The players' streams, as a connection reads them: through the boards' read batcher, so
+    that thousands of sockets subscribing at once share pipelines, not connections."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, batcher: ReadBatcher) -> None:
         self.redis = redis
+        self.batcher = batcher
 
     async def replay(self, tenant: str, player: str, first: int) -> streams.Replayed:
-        return await streams.replay(self.redis, tenant, player, first)
+        return await streams.replay(self.redis, self.batcher.call, tenant, player, first)
 
     async def last_seq(self, tenant: str, player: str) -> int | None:
-        return await streams.last_seq(self.redis, tenant, player)
+        return await streams.last_seq(self.batcher.call, tenant, player)
 
 
 class Live:
@@ -45,7 +47,7 @@ class Live:
         names: DisplayNames,
     ) -> None:
         self.redis = redis
-        self.feed = RedisFeed(redis)
+        self.feed = RedisFeed(redis, batcher)
         self.publisher = Publisher(redis)
         self.hub = Hub(redis, url)
         self.watches = Watches(boards, batcher, names)

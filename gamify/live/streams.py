@@ -61,17 +61,21 @@ def push_args(tenant: str, player: str, messages: list[bytes]) -> list[Any]:
     return [PUSH, 2, *keys, channel(tenant, player), MAX_LENGTH, *messages]
 
 
-async def replay(redis: Redis, tenant: str, player: str, first: int) -> Replayed:
+Call = Callable[..., Awaitable[Any]]  # runs one raw command (the boards' ReadBatcher)
+
+
+async def replay(redis: Redis, call: Call, tenant: str, player: str, first: int) -> Replayed:
     """Up to REPLAY_PAGE frames from seq `first` on."""
     keys = [stream(tenant, player), counter(tenant, player)]
-    reply = await loading(redis, lambda: redis.fcall_ro(REPLAY, 2, *keys, first, REPLAY_PAGE))
+    command = ("FCALL_RO", REPLAY, 2, *keys, first, REPLAY_PAGE)
+    reply = await loading(redis, lambda: call(*command))
     last = int(reply[0])
     frames = [(int(reply[i]), bytes(reply[i + 1])) for i in range(1, len(reply), 2)]
     return Replayed(None if last < 0 else last, frames)
 
 
-async def last_seq(redis: Redis, tenant: str, player: str) -> int | None:
-    found = await redis.get(counter(tenant, player))
+async def last_seq(call: Call, tenant: str, player: str) -> int | None:
+    found = await call("GET", counter(tenant, player))
     return None if found is None else int(found)
 
 
