@@ -68,6 +68,6 @@ def of_batch(tenant: str, players: Sequence[str], results: Sequence[EventResult]
                 Move(key, campaign, board, period, player, score.rank, score.previous_rank)
             )
     for player, result in zip(players, results, strict=True):
-        if result.status == "accepted":
+        if result.status == "accepted" and result.awards:
             told[player] += [BadgeAwarded(a.campaign, a.badge, a.awarded_at) for a in result.awards]
     return Told(dict(told), moves)

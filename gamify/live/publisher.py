@@ -104,6 +104,7 @@ class Publisher:
         calls = [
             streams.push_args(tenant, player, [encode(m) for m in said])
             for (tenant, player), said in by_player.items()
+            if said
         ]
         await streams.loading(self.redis, lambda: self._push(calls))
         self.published += sum(len(said) for said in by_player.values())

@@ -42,6 +42,9 @@ end
 -- published in one message: "<first seq>\n<frame>\n<frame>...". Appending and publishing in
 -- one call keeps the channel's order the stream's order. Returns the first seq given.
 local function push(keys, args)
+  if #args < 3 then
+    return nil
+  end
   local now = now_ms()
   if redis.call('EXISTS', keys[2]) == 0 then
     redis.call('SET', keys[2], string.format('%.0f', now * 1000))
