@@ -1,6 +1,7 @@
 """Live push under load: sockets held, latency from the POST to the `rank_changed` frame,
 messages delivered, and server memory per connection.
 
+    .venv/bin/pip install picows   # the client's sockets (not a dependency of gamify)
     .venv/bin/python -m bench.live [--sockets 10000] [--rate 1000] [--seconds 10]
 
 Starts `gamify serve` (one worker) on embedded servers in a fresh temporary folder. A client in
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from websockets.asyncio.client import ClientConnection, connect
 
 from bench.award import call, campaign
 from bench.serve import start, stop
@@ -59,6 +59,9 @@ def setup(base: str) -> str:
 
 
 class Client:
+    """The sockets, on picows (its frames are parsed in C: a Python client's own CPU would
+    hide the server's), and the driver posting events."""
+
     def __init__(self, base: str, key: str, sockets: int) -> None:
         self.base = base
         self.key = key
@@ -67,21 +70,33 @@ class Client:
         self.latencies: list[float] = []
         self.frames = 0
 
-    async def open(self, player: str) -> ClientConnection:
-        token = tokens.issue(SECRET, "bench", player, datetime.now(UTC)).token
-        ws = await connect(f"{self.base.replace('http', 'ws')}/v1/ws?token={token}")
-        await ws.send('{"op":"subscribe","topic":"me"}')
-        await ws.send('{"op":"subscribe","topic":"leaderboard","campaign":"bench","top":10}')
-        return ws
+    async def open(self, player: str) -> Any:
+        from picows import WSListener, WSMsgType, ws_connect
 
-    async def read(self, ws: ClientConnection, player: str) -> None:
-        async for frame in ws:
-            now = time.monotonic()
-            self.frames += 1
-            if b'"rank_changed"' in (frame if isinstance(frame, bytes) else frame.encode()):
-                sent = self.sent_at.pop(player, None)
-                if sent is not None:
-                    self.latencies.append(now - sent)
+        client = self
+
+        class Listener(WSListener):  # type: ignore[misc, unused-ignore]
+            def on_ws_connected(self, transport: Any) -> None:
+                transport.send(WSMsgType.TEXT, b'{"op":"subscribe","topic":"me"}')
+                transport.send(
+                    WSMsgType.TEXT,
+                    b'{"op":"subscribe","topic":"leaderboard","campaign":"bench","top":10}',
+                )
+
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                client.heard(player, frame.get_payload_as_bytes())
+
+        token = tokens.issue(SECRET, "bench", player, datetime.now(UTC)).token
+        url = f"{self.base.replace('http', 'ws')}/v1/ws?token={token}"
+        transport, _ = await ws_connect(Listener, url)
+        return transport
+
+    def heard(self, player: str, frame: bytes) -> None:
+        self.frames += 1
+        if b'"rank_changed"' in frame:
+            sent = self.sent_at.pop(player, None)
+            if sent is not None:
+                self.latencies.append(time.monotonic() - sent)
 
     async def drive(self, rate: int, seconds: float) -> int:
         import httpx
@@ -129,13 +144,9 @@ async def client_main(
     base: str, key: str, sockets: int, rate: int, seconds: float, out: Any
 ) -> None:
     client = Client(base, key, sockets)
-    opened: list[ClientConnection] = []
+    opened: list[Any] = []
     for at in range(0, sockets, 200):
         opened += await asyncio.gather(*(client.open(p) for p in client.players[at : at + 200]))
-    readers = [
-        asyncio.ensure_future(client.read(ws, player))
-        for ws, player in zip(opened, client.players, strict=True)
-    ]
     await asyncio.sleep(2)
     out.send(("opened", len(opened)))
     out.recv()  # the server's memory was read
@@ -145,9 +156,8 @@ async def client_main(
     elapsed = time.monotonic() - began
     delivered = client.frames - frames_before
     out.send(("done", posted, delivered / elapsed, sorted(client.latencies)))
-    for reader in readers:
-        reader.cancel()
-    await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    for transport in opened:
+        transport.disconnect()
 
 
 def run_client(base: str, key: str, sockets: int, rate: int, seconds: float, out: Any) -> None:
