@@ -40,6 +40,16 @@ Frames = list[tuple[int, bytes]]
 _RESUME = encode(Error("resume")).decode()
 
 
+class Backlog:
+    """Snapshots offered and not yet sent, over every socket of the instance: the watchers
+    wait for it to drain rather than pile new snapshots on a loop that is behind."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting = 0
+
+
 class Feed(Protocol):
     """Where a connection reads a player's stream (the Redis client)."""
 
@@ -49,6 +59,7 @@ class Feed(Protocol):
 
 class Connection:
     __slots__ = (
+        "_backlog",
         "_catching_up",
         "_close_code",
         "_feed",
@@ -68,8 +79,15 @@ class Connection:
         "writer",
     )
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], principal: Principal, feed: Feed) -> None:
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        principal: Principal,
+        feed: Feed,
+        backlog: Backlog | None = None,
+    ) -> None:
         self.socket = socket
+        self._backlog = backlog or Backlog()
         self.principal = principal
         self._feed = feed
         self.me = False
@@ -99,6 +117,8 @@ class Connection:
 
     def offer(self, topic: Hashable, snapshot: str) -> None:
         """The board's latest snapshot: replaces one not yet sent."""
+        if topic not in self._snapshots:
+            self._backlog.waiting += 1
         self._snapshots[topic] = snapshot
         self._wake.set()
 
@@ -115,10 +135,15 @@ class Connection:
                 else:
                     topic = next(iter(self._snapshots))
                     frame = self._snapshots.pop(topic)
+                    self._backlog.waiting -= 1
                 self.sending_since = time.monotonic()
                 await send({"type": "websocket.send", "text": frame, "bytes": None})
                 self.last_sent, self.sending_since = self.sending_since, None
         await self.socket.close(self._close_code, "resume")
+
+    def drop_snapshots(self) -> None:
+        self._backlog.waiting -= len(self._snapshots)
+        self._snapshots.clear()
 
     def stuck(self, now: float) -> bool:
         return self.sending_since is not None and now - self.sending_since > SEND_TIMEOUT
@@ -137,7 +162,7 @@ class Connection:
     def _overflow(self) -> None:
         log.info("a `me` subscriber fell %d frames behind; closing it", ME_QUEUE_LIMIT)
         self._frames.clear()
-        self._snapshots.clear()
+        self.drop_snapshots()
         self._held.clear()
         self._frames.append(_RESUME)
         self._close_code = SLOW_CLOSE

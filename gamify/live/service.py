@@ -12,7 +12,7 @@ from gamify.boards.batch import ReadBatcher
 from gamify.boards.names import DisplayNames
 from gamify.boards.service import Boards
 from gamify.live import streams
-from gamify.live.connection import Connection
+from gamify.live.connection import Backlog, Connection
 from gamify.live.fanout import Hub
 from gamify.live.protocol import Ping, encode
 from gamify.live.publisher import Publisher
@@ -50,7 +50,8 @@ class Live:
         self.feed = RedisFeed(redis, batcher)
         self.publisher = Publisher(redis)
         self.hub = Hub(redis, url)
-        self.watches = Watches(boards, batcher, names)
+        self.backlog = Backlog()
+        self.watches = Watches(boards, batcher, names, self.backlog)
         self.connections: set[Connection] = set()
         self._pinger: asyncio.Task[None] | None = None
 

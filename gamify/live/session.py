@@ -23,7 +23,7 @@ _PONG = encode(Pong()).decode()
 
 
 async def serve(live: Live, socket: WebSocket[Any, Any, Any], principal: Principal) -> None:
-    connection = Connection(socket, principal, live.feed)
+    connection = Connection(socket, principal, live.feed, live.backlog)
     connection.reader = asyncio.current_task()
     connection.writer = asyncio.get_running_loop().create_task(_write(connection))
     live.opened(connection)
@@ -39,6 +39,7 @@ async def serve(live: Live, socket: WebSocket[Any, Any, Any], principal: Princip
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await connection.writer
         live.watches.unwatch_all(connection)
+        connection.drop_snapshots()
         await live.hub.leave(connection)
 
 

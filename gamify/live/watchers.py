@@ -23,12 +23,13 @@ from gamify.boards.batch import ReadBatcher
 from gamify.boards.names import DisplayNames
 from gamify.boards.reader import Entry
 from gamify.boards.service import Boards
-from gamify.live.connection import Connection
+from gamify.live.connection import Backlog, Connection
 from gamify.live.protocol import Leaderboard, encode
 
 log = logging.getLogger(__name__)
 
 TICK = 0.25
+BEHIND_AT_LEAST = 100
 
 
 class Topic(msgspec.Struct, frozen=True):
@@ -63,8 +64,11 @@ class Watch:
 
 
 class Watches:
-    def __init__(self, boards: Boards, batcher: ReadBatcher, names: DisplayNames) -> None:
+    def __init__(
+        self, boards: Boards, batcher: ReadBatcher, names: DisplayNames, backlog: Backlog
+    ) -> None:
         self.boards = boards
+        self.backlog = backlog
         self.batcher = batcher
         self.names = names
         self.watches: dict[Topic, Watch] = {}
@@ -113,11 +117,20 @@ class Watches:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(TICK)
+            if self._behind():
+                continue
             for topic, watch in list(self.watches.items()):
                 try:
                     await self._refresh(topic, watch)
                 except Exception:
                     log.warning("a watched board could not be read", exc_info=True)
+
+    def _behind(self) -> bool:
+        """Whether many of the last snapshots are still waiting to go out: then the loop is
+        behind, and a new round would only delay every socket's `me` frames further. A few
+        slow sockets (each holds at most one snapshot per board) do not hold the others up."""
+        watchers = sum(len(watch.watchers) for watch in self.watches.values())
+        return self.backlog.waiting > max(BEHIND_AT_LEAST, watchers // 10)
 
     async def _refresh(self, topic: Topic, watch: Watch) -> None:
         before = watch.entries
