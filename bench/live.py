@@ -68,6 +68,9 @@ class Client:
         self.players = [f"p-{n}" for n in range(sockets)]
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
+        self.answers: list[float] = []  # POST sent to answered
+        self.answered_at: dict[str, float] = {}
+        self.after_answer: list[float] = []  # POST answered to rank_changed
         self.frames = 0
 
     async def open(self, player: str) -> Any:
@@ -91,12 +94,27 @@ class Client:
         transport, _ = await ws_connect(Listener, url)
         return transport
 
+    async def _post(self, http: Any, events: list[dict[str, Any]], sent: float) -> None:
+        await http.post(
+            f"{self.base}/v1/events",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {self.key}"},
+        )
+        answered = time.monotonic()
+        self.answers.append(answered - sent)
+        for event in events:
+            self.answered_at[event["player"]] = answered
+
     def heard(self, player: str, frame: bytes) -> None:
         self.frames += 1
         if b'"rank_changed"' in frame:
+            now = time.monotonic()
             sent = self.sent_at.pop(player, None)
             if sent is not None:
-                self.latencies.append(time.monotonic() - sent)
+                self.latencies.append(now - sent)
+                answered = self.answered_at.pop(player, None)
+                # A frame may beat the POST's answer: the commit came before both.
+                self.after_answer.append(max(0.0, now - answered) if answered else 0.0)
 
     async def drive(self, rate: int, seconds: float) -> int:
         import httpx
@@ -125,15 +143,7 @@ class Client:
                 now = time.monotonic()
                 for player in chosen:
                     self.sent_at.setdefault(player, now)
-                pending.add(
-                    asyncio.ensure_future(
-                        http.post(
-                            f"{self.base}/v1/events",
-                            json={"events": events},
-                            headers={"Authorization": f"Bearer {self.key}"},
-                        )
-                    )
-                )
+                pending.add(asyncio.ensure_future(self._post(http, events, now)))
                 posted += BATCH
             await asyncio.gather(*pending, return_exceptions=True)
             await asyncio.sleep(2)
@@ -155,7 +165,14 @@ async def client_main(
     posted = await client.drive(rate, seconds)
     elapsed = time.monotonic() - began
     delivered = client.frames - frames_before
-    out.send(("done", posted, delivered / elapsed, sorted(client.latencies)))
+    out.send(
+        (
+            "done",
+            posted,
+            delivered / elapsed,
+            [sorted(client.latencies), sorted(client.answers), sorted(client.after_answer)],
+        )
+    )
     for transport in opened:
         transport.disconnect()
 
@@ -199,10 +216,15 @@ def main() -> None:
     print(f"server memory/socket    {per_socket / 1024:.1f} KB (RSS growth ÷ sockets)")
     print(f"events posted           {posted} at {args.rate}/s")
     print(f"frames delivered        {rate:,.0f}/s (rank_changed, overtaken, leaderboard)")
-    if latencies:
-        p50 = statistics.median(latencies) * 1000
-        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-        print(f"POST → rank_changed     p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(latencies)})")
+    for label, measured in zip(
+        ["POST sent → rank_changed", "POST sent → answered", "answered → rank_changed"],
+        latencies,
+        strict=True,
+    ):
+        if measured:
+            p50 = statistics.median(measured) * 1000
+            p99 = measured[int(len(measured) * 0.99) - 1] * 1000
+            print(f"{label:26}  p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(measured)})")
 
 
 if __name__ == "__main__":
