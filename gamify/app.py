@@ -20,6 +20,9 @@ from gamify.campaigns import controller as campaigns_api
 from gamify.campaigns.clock import Clock
 from gamify.campaigns.compiled import EngineCache
 from gamify.campaigns.hooks import CampaignHooks
+from gamify.dashboard import controller as dashboard_api
+from gamify.dashboard import store as dashboard_store
+from gamify.dashboard.simulate import Simulations
 from gamify.events import controller as events_api
 from gamify.events.backfill import Backfills
 from gamify.events.coalesce import Coalescer
@@ -28,7 +31,7 @@ from gamify.live.service import Live
 from gamify.payouts import controller as payouts_api
 from gamify.payouts import settlement
 from gamify.payouts.delivery import Dispatcher
-from gamify.platform import db, health, logs, migrations, redis_client
+from gamify.platform import db, health, logs, metrics, migrations, redis_client
 from gamify.platform.container import Container
 from gamify.platform.problems import HANDLERS
 from gamify.platform.request_id import RequestIdMiddleware
@@ -75,9 +78,11 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             health.health,
             health.ready,
+            metrics.metrics,
             tenants_api.me,
             tenants_api.AdminController,
             campaigns_api.CampaignController,
+            dashboard_api.simulate,
             events_api.post_events,
             players_api.PlayerController,
             boards_api.LeaderboardController,
@@ -91,7 +96,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=HANDLERS,
-        middleware=[RequestIdMiddleware()],
+        middleware=[metrics.LatencyMiddleware(), RequestIdMiddleware()],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=_openapi(),
         # Logging is logs.configure's alone: Litestar's default config would swap the root
@@ -107,7 +112,10 @@ def _wire(container: Container) -> Container:
     engines = container.add(EngineCache())
     hooks = container.add(CampaignHooks())
     container.add(KeyCache(pool))
+    outbox = metrics.outbox_depth(lambda: dashboard_store.pending_credits(pool))
+    container.add(metrics.Exporter([outbox]))
     names = container.add(DisplayNames(pool))
+    container.add(Simulations(pool, names))
     batcher = container.add(ReadBatcher(redis))
     boards = container.add(Boards(pool, redis, engines))
     backfills = container.add(Backfills(pool, boards))

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from gamify.boards import encoding, keys, store
 from gamify.campaigns import store as campaigns
 from gamify.campaigns.compiled import CompiledCampaign, EngineCache
+from gamify.platform import metrics
 from gamify.platform.cancellation import stop_if_cancelled
 from gamify.platform.db import Conn
 
@@ -57,11 +58,14 @@ class Reconciler:
         while True:
             try:
                 await self.reconcile()
+                metrics.redis_answered(True)
                 # A library may swallow a cancellation it met mid-call (seen here in a pass
                 # that returned normally while its task was being cancelled).
                 stop_if_cancelled()
-            except (RedisError, OSError, asyncpg.PostgresError):
+            except (RedisError, OSError, asyncpg.PostgresError) as exc:
                 stop_if_cancelled()
+                if isinstance(exc, RedisError):
+                    metrics.redis_answered(False)
                 log.warning("board reconciliation failed; retrying", exc_info=True)
                 self._dirty.set()
             except Exception:
@@ -105,7 +109,8 @@ class Reconciler:
                 for tenant, campaign in {(r["tenant_id"], r["campaign_id"]) for r in chunk}:
                     if (tenant, campaign) not in compiled:
                         compiled[(tenant, campaign)] = await self._compiled(conn, tenant, campaign)
-                await _replay(self.redis, compiled, chunk)
+                repaired = await _replay(self.redis, compiled, chunk)
+                metrics.RECONCILER_REPAIRS.labels("entry").inc(repaired)
         self._watermark = started
         await self.redis.set(keys.RECONCILED, started.isoformat())
 
@@ -123,6 +128,7 @@ class Reconciler:
         for (tenant, campaign), built in zip(found, ready, strict=True):
             if not built:
                 await self.rebuild(tenant, campaign)
+                metrics.RECONCILER_REPAIRS.labels("board").inc()
 
     async def _compiled(self, conn: Conn, tenant: str, campaign: str) -> CompiledCampaign | None:
         matched = await campaigns.matching(conn, tenant, campaign)
@@ -133,7 +139,9 @@ async def _replay(
     redis: Redis,
     compiled: dict[tuple[str, str], CompiledCampaign | None],
     rows: list[asyncpg.Record],
-) -> None:
+) -> int:
+    """Write `rows` to their boards; how many entries Redis had wrong or missing."""
+    repairs: list[bool] = []  # per pipelined command: whether its reply counts entries changed
     async with redis.pipeline(transaction=False) as pipe:
         for row in rows:
             campaign = compiled.get((row["tenant_id"], row["campaign_id"]))
@@ -143,6 +151,7 @@ async def _replay(
             key = keys.board(row["tenant_id"], row["campaign_id"], board, period)
             if row["score"] == 0:
                 pipe.zrem(key, row["player_id"])
+                repairs.append(True)
                 continue
             try:
                 encoded = encoding.encode(
@@ -150,10 +159,14 @@ async def _replay(
                 )
             except encoding.BoardOverflow:
                 continue  # left unranked, as the writer leaves it
-            pipe.zadd(key, {row["player_id"]: encoded}, gt=period is None)
+            # CH: the reply counts an entry whose score changed, not only a new one.
+            pipe.zadd(key, {row["player_id"]: encoded}, gt=period is None, ch=True)
+            repairs.append(True)
             if period is not None:
                 pipe.expireat(key, campaign.windows_expire_at)
-        await pipe.execute()
+                repairs.append(False)
+        replies = await pipe.execute()
+    return sum(int(reply) for reply, counts in zip(replies, repairs, strict=True) if counts)
 
 
 def _text(value: bytes | str) -> str:

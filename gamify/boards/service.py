@@ -18,6 +18,7 @@ from gamify.boards.reconciler import Reconciler
 from gamify.boards.writer import BoardWriter
 from gamify.campaigns import store as campaigns
 from gamify.campaigns.compiled import CompiledCampaign, EngineCache
+from gamify.platform import metrics
 from gamify.platform.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,10 @@ class Boards:
         try:
             await functions.load(self.redis)
         except RedisError:
+            metrics.redis_answered(False)
             log.warning("Redis unreachable at start; boards will be rebuilt when it is back")
+        else:
+            metrics.redis_answered(True)
         self._loop = asyncio.get_running_loop().create_task(self.reconciler.run_forever())
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from gamify.boards import functions, keys
 from gamify.boards.updates import BoardUpdate
+from gamify.platform import metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ class BoardWriter:
                 "board update not written to Redis; the reconciler will replay it", exc_info=True
             )
             self.on_failure()
+            metrics.redis_answered(False)
             return {}
+        metrics.redis_answered(True)
         self.on_written([score.key for update in updates for score in update.scores])
         return ranks
 

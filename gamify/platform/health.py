@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.openapi import ResponseSpec
 
-from gamify.platform import migrations
+from gamify.platform import metrics, migrations
 from gamify.platform.container import container_of
 from gamify.platform.problems import MEDIA_TYPE, FieldProblem, Problem, problem_response
 
@@ -80,5 +80,7 @@ async def _check_redis(request: Request[Any, Any, Any]) -> str:
         async with asyncio.timeout(CHECK_TIMEOUT):
             await container_of(request).redis.ping()
     except Exception as exc:
+        metrics.redis_answered(False)
         return f"unreachable: {type(exc).__name__}"
+    metrics.redis_answered(True)
     return "ok"

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from granian.constants import Interfaces
@@ -28,6 +29,8 @@ from gamify.platform.settings import Settings, ensure_secret
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Where each worker's metrics live (see platform/metrics.py), read by prometheus_client.
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _forking_pid = 0  # who is forking, as the child sees it
 
 
@@ -60,6 +63,17 @@ def _tie_workers_to_this_process() -> None:
         )
 
 
+def _metrics_folder(data_dir: Path) -> None:
+    """Give the workers one folder for their metrics, so that a scrape of any of them sums
+    all. Set before the first fork (prometheus_client reads it when first imported, which this
+    process never does), and emptied: counters start from 0 with the service."""
+    folder = Path(os.environ.get(METRICS_DIR) or data_dir / "metrics").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[METRICS_DIR] = str(folder)
+
+
 async def migrate(database_url: str) -> list[int]:
     conn = await db.connect_one(database_url)
     try:
@@ -78,6 +92,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             if applied:
                 log.info("applied migrations %s", applied)
             os.environ.update(resolved.to_env())
+            _metrics_folder(resolved.data_dir)
             _tie_workers_to_this_process()
             Server(
                 "gamify.asgi:app",

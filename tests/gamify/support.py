@@ -256,10 +256,13 @@ async def read_board(
 
 
 class Service:
-    """`gamify serve` in a subprocess on the session's servers, as an operator runs it; extra
-    `env` entries are GAMIFY_* settings. Stop it with `stop()` (or `kill()` for a crash)."""
+    """`gamify serve` in a subprocess on the session's servers, as an operator runs it, with
+    `workers` Granian worker processes; extra `env` entries are GAMIFY_* settings. Stop it with
+    `stop()` (or `kill()` for a crash)."""
 
-    def __init__(self, servers: Servers, database_url: str, data_dir: Path, **env: str) -> None:
+    def __init__(
+        self, servers: Servers, database_url: str, data_dir: Path, workers: int = 1, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "serve.log"
@@ -272,9 +275,10 @@ class Service:
             "GAMIFY_DATA_DIR": str(data_dir / "data"),
             "GAMIFY_LOG_LEVEL": "WARNING",
         } | env
+        serve = ["serve", "--port", str(self.port), "--workers", str(workers)]
         with self.log.open("wb") as out:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gamify", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "gamify", *serve],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
