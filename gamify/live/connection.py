@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from gamify.live import streams
 from gamify.live.protocol import Error, Resumed, encode
+from gamify.platform import metrics
 from gamify.tenants.guards import Principal
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class Connection:
                 self.sending_since = time.monotonic()
                 await send({"type": "websocket.send", "text": frame, "bytes": None})
                 self.last_sent, self.sending_since = self.sending_since, None
+                _counted(frame)
         await self.socket.close(self._close_code, "resume")
 
     def drop_snapshots(self) -> None:
@@ -284,3 +286,15 @@ class Connection:
 
 
 _running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
+_sent_by_type: dict[str, Any] = {}  # the metric's child per message type, looked up once
+_TYPE = '"type":"'
+
+
+def _counted(frame: str) -> None:
+    """Counts a sent frame by its type, read from the text (every frame has one)."""
+    start = frame.find(_TYPE) + len(_TYPE)
+    kind = frame[start : frame.find('"', start)]
+    child = _sent_by_type.get(kind)
+    if child is None:
+        child = _sent_by_type[kind] = metrics.WEBSOCKET_MESSAGES.labels(kind)
+    child.inc()

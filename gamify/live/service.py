@@ -17,6 +17,7 @@ from gamify.live.fanout import Hub
 from gamify.live.protocol import Ping, encode
 from gamify.live.publisher import Publisher
 from gamify.live.watchers import Watches
+from gamify.platform import metrics
 
 IDLE_PING = 30.0  # a connection that sent nothing for this long is pinged
 _PING = encode(Ping()).decode()
@@ -74,9 +75,12 @@ class Live:
 
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
+        metrics.WEBSOCKET_CONNECTIONS.inc()
 
     def closed(self, connection: Connection) -> None:
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.discard(connection)
+            metrics.WEBSOCKET_CONNECTIONS.dec()
 
     async def _ping(self) -> None:
         """Pings idle sockets and drops those whose client stopped reading."""

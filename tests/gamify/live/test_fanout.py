@@ -70,9 +70,7 @@ async def test_a_killed_pubsub_connection_loses_nothing(
             # Posted while the instances connect again: recovered from the stream.
             for code in DESTINATIONS[1 + 3 * round_ : 4 + 3 * round_]:
                 await tenant.fly(("survivor", code))
-            heard += await receive_until(
-                ws, lambda m, c=code: m.get("badge") == c.lower()
-            )
+            heard += await receive_until(ws, lambda m, c=code: m.get("badge") == c.lower())
         heard += await quiet(ws)
         await ws.send(json.dumps({"op": "ping"}))
 

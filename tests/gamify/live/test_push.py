@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
@@ -277,3 +278,42 @@ async def _until(read: Any, holds: Any) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("never happened")
+
+
+async def test_metrics_count_open_sockets_and_messages_sent_by_type(
+    tenant: Tenant, service: Service, http: httpx.AsyncClient
+) -> None:
+    before = await _scrape(http, service)
+    async with tenant.socket(tenant.key) as ws:
+        for _ in range(3):
+            await ws.send(json.dumps({"op": "ping"}))
+            assert await receive(ws) == {"type": "pong"}
+        await ws.send("garbage")
+        await receive(ws)
+        during = await _scrape_until(http, service, lambda m: m["pong"] >= before["pong"] + 3)
+    assert during["pong"] == before["pong"] + 3
+    assert during["error"] == before["error"] + 1
+    assert during["connections"] == before["connections"] + 1
+
+
+async def _scrape(http: httpx.AsyncClient, service: Service) -> dict[str, float]:
+    text = (await http.get(f"{service.url}/metrics")).text
+    found = {"pong": 0.0, "error": 0.0, "connections": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gamify_websocket_messages_total":
+                kind = sample.labels["type"]
+                if kind in found:
+                    found[kind] = sample.value
+            elif sample.name == "gamify_websocket_connections":
+                found["connections"] = sample.value
+    return found
+
+
+async def _scrape_until(http: httpx.AsyncClient, service: Service, holds: Any) -> dict[str, float]:
+    for _ in range(40):  # a worker renders its metrics at most once a second
+        found = await _scrape(http, service)
+        if holds(found):
+            return found
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"the metrics never showed it: {found}")
