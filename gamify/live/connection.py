@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Hashable
@@ -36,6 +37,8 @@ ME_QUEUE_LIMIT = 1000
 SEND_TIMEOUT = 10.0  # a send that does not finish within this is a client gone or stuck
 SLOW_CLOSE = 4408
 STUCK_CLOSE = 1011
+EXPIRED_CLOSE = 4401
+_CLOSE_REASONS = {SLOW_CLOSE: "resume", EXPIRED_CLOSE: "token expired"}
 
 Frames = list[tuple[int, bytes]]
 _RESUME = encode(Error("resume")).decode()
@@ -69,6 +72,7 @@ class Connection:
         "_snapshots",
         "_sync_lock",
         "_wake",
+        "expires_at",
         "last_sent",
         "last_seq",
         "me",
@@ -96,6 +100,7 @@ class Connection:
         self.last_sent = time.monotonic()
         self.topics: dict[Hashable, int] = {}  # watched boards, with how many entries each
         self.sending_since: float | None = None
+        self.expires_at = math.inf  # when the credential expires, in Unix seconds
         self.reader: asyncio.Task[Any] | None = None  # the task reading the socket
         self.writer: asyncio.Task[None] | None = None
         self._frames: deque[str] = deque()
@@ -141,11 +146,18 @@ class Connection:
                 await send({"type": "websocket.send", "text": frame, "bytes": None})
                 self.last_sent, self.sending_since = self.sending_since, None
                 _counted(frame)
-        await self.socket.close(self._close_code, "resume")
+        code = self._close_code or SLOW_CLOSE
+        await self.socket.close(code, _CLOSE_REASONS.get(code))
 
     def drop_snapshots(self) -> None:
         self._backlog.waiting -= len(self._snapshots)
         self._snapshots.clear()
+
+    def expire(self) -> None:
+        """The player token expired: closed with 4401, to come back with a new one."""
+        self._frames.clear()
+        self._close_code = EXPIRED_CLOSE
+        self._wake.set()
 
     def stuck(self, now: float) -> bool:
         return self.sending_since is not None and now - self.sending_since > SEND_TIMEOUT

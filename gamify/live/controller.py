@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -22,25 +23,29 @@ async def live_socket(socket: WebSocket[Any, Any, Any]) -> None:
     # refusal before accepting is a bare HTTP 403 to most clients).
     await socket.accept()
     container = container_of(socket)
-    principal = await _principal(container, socket.query_params.get("token"))
-    if isinstance(principal, str):
-        await socket.close(UNAUTHORIZED, principal)
+    found = await _principal(container, socket.query_params.get("token"))
+    if isinstance(found, str):
+        await socket.close(UNAUTHORIZED, found)
         return
-    await session.serve(container.get(Live), socket, principal)
+    principal, expires_at = found
+    await session.serve(container.get(Live), socket, principal, expires_at)
 
 
-async def _principal(container: Container, token: str | None) -> Principal | str:
-    """Who the token names, or why it names nobody."""
+async def _principal(container: Container, token: str | None) -> tuple[Principal, float] | str:
+    """Who the token names and until when (Unix seconds; infinity for a key), or why it names
+    nobody."""
     if not token:
         return "send a player token or an API key as ?token=…"
     if not token.startswith(KEY_PREFIX):
         verified = tokens.verify(container.secret, token)
         if verified is None:
             return "invalid or expired player token"
-        return Principal(verified.tenant, frozenset({"read"}), player=verified.player)
+        player = Principal(verified.tenant, frozenset({"read"}), player=verified.player)
+        return player, float(verified.expires_at or math.inf)
     principal = await container.get(KeyCache).principal(token)
     if principal is None:
         return "unknown or revoked API key"
     if "read" not in principal.scopes:
         return "this API key lacks the `read` scope"
-    return principal
+    # A revoked key's sockets stay open: revocation is checked when a socket opens.
+    return principal, math.inf

@@ -20,6 +20,7 @@ from gamify.live.watchers import Watches
 from gamify.platform import metrics
 
 IDLE_PING = 30.0  # a connection that sent nothing for this long is pinged
+SWEEP = 1.0  # how often sockets are checked: idle, stuck, or past their token's expiry
 _PING = encode(Ping()).decode()
 
 
@@ -85,10 +86,12 @@ class Live:
     async def _ping(self) -> None:
         """Pings idle sockets and drops those whose client stopped reading."""
         while True:
-            await asyncio.sleep(IDLE_PING / 3)
-            now = time.monotonic()
+            await asyncio.sleep(SWEEP)
+            now, wall = time.monotonic(), time.time()
             for connection in list(self.connections):
                 if connection.stuck(now):
                     connection.abort()
+                elif connection.expires_at <= wall and not connection.closing:
+                    connection.expire()
                 elif connection.last_sent < now - IDLE_PING:
                     connection.send(_PING)

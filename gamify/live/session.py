@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 _PONG = encode(Pong()).decode()
 
 
-async def serve(live: Live, socket: WebSocket[Any, Any, Any], principal: Principal) -> None:
+async def serve(
+    live: Live, socket: WebSocket[Any, Any, Any], principal: Principal, expires_at: float
+) -> None:
     connection = Connection(socket, principal, live.feed, live.backlog)
+    connection.expires_at = expires_at
     connection.reader = asyncio.current_task()
     connection.writer = asyncio.get_running_loop().create_task(_write(connection))
     live.opened(connection)

@@ -16,6 +16,7 @@ AUDIENCE = "gamify:player"
 class PlayerToken(msgspec.Struct, frozen=True):
     tenant: str
     player: str
+    expires_at: int = 0  # Unix seconds: a socket opened with the token closes then
 
 
 class IssuedToken(msgspec.Struct, frozen=True):
@@ -50,7 +51,7 @@ def verify(secret: str, token: str) -> PlayerToken | None:
         )
     except jwt.PyJWTError:
         return None
-    tenant, player = claims.get("tid"), claims.get("sub")
+    tenant, player, expires = claims.get("tid"), claims.get("sub"), claims.get("exp")
     if not isinstance(tenant, str) or not isinstance(player, str):
         return None
-    return PlayerToken(tenant, player)
+    return PlayerToken(tenant, player, expires if isinstance(expires, int) else 0)

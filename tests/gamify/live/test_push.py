@@ -219,6 +219,21 @@ async def test_bad_credentials_are_closed_with_4401_and_a_reason(
         assert closed.value.rcvd.reason.startswith(reason)
 
 
+async def test_a_socket_closes_with_4401_when_its_player_token_expires(tenant: Tenant) -> None:
+    almost = tokens.issue(
+        "property-secret-" + "x" * 32,
+        tenant.id,
+        "brief",
+        datetime.now(UTC) - tokens.TTL + timedelta(seconds=2),
+    ).token
+    async with tenant.socket(almost) as ws:
+        await subscribed_me(ws)
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive_until(ws, lambda m: False)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "token expired")
+
+
 async def test_bad_frames_get_errors_and_the_connection_stays_open(
     tenant: Tenant, service: Service, http: httpx.AsyncClient
 ) -> None:
