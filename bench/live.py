@@ -62,8 +62,9 @@ class Client:
     """The sockets, on picows (its frames are parsed in C: a Python client's own CPU would
     hide the server's), and the driver posting events."""
 
-    def __init__(self, base: str, key: str, sockets: int) -> None:
+    def __init__(self, base: str, key: str, sockets: int, watchers: float = 1.0) -> None:
         self.base = base
+        self.watching = set(random.sample(range(sockets), int(sockets * watchers)))
         self.key = key
         self.players = [f"p-{n}" for n in range(sockets)]
         self.sent_at: dict[str, float] = {}
@@ -73,7 +74,7 @@ class Client:
         self.after_answer: list[float] = []  # POST answered to rank_changed
         self.frames = 0
 
-    async def open(self, player: str) -> Any:
+    async def open(self, n: int, player: str) -> Any:
         from picows import WSListener, WSMsgType, ws_connect
 
         client = self
@@ -81,10 +82,11 @@ class Client:
         class Listener(WSListener):  # type: ignore[misc, unused-ignore]
             def on_ws_connected(self, transport: Any) -> None:
                 transport.send(WSMsgType.TEXT, b'{"op":"subscribe","topic":"me"}')
-                transport.send(
-                    WSMsgType.TEXT,
-                    b'{"op":"subscribe","topic":"leaderboard","campaign":"bench","top":10}',
-                )
+                if n in client.watching:
+                    transport.send(
+                        WSMsgType.TEXT,
+                        b'{"op":"subscribe","topic":"leaderboard","campaign":"bench","top":10}',
+                    )
 
             def on_ws_frame(self, transport: Any, frame: Any) -> None:
                 client.heard(player, frame.get_payload_as_bytes())
@@ -151,12 +153,13 @@ class Client:
 
 
 async def client_main(
-    base: str, key: str, sockets: int, rate: int, seconds: float, out: Any
+    base: str, key: str, sockets: int, rate: int, seconds: float, out: Any, watchers: float = 1.0
 ) -> None:
-    client = Client(base, key, sockets)
+    client = Client(base, key, sockets, watchers)
     opened: list[Any] = []
     for at in range(0, sockets, 200):
-        opened += await asyncio.gather(*(client.open(p) for p in client.players[at : at + 200]))
+        batch = range(at, min(at + 200, sockets))
+        opened += await asyncio.gather(*(client.open(n, client.players[n]) for n in batch))
     await asyncio.sleep(2)
     out.send(("opened", len(opened)))
     out.recv()  # the server's memory was read
@@ -177,8 +180,10 @@ async def client_main(
         transport.disconnect()
 
 
-def run_client(base: str, key: str, sockets: int, rate: int, seconds: float, out: Any) -> None:
-    asyncio.run(client_main(base, key, sockets, rate, seconds, out))
+def run_client(
+    base: str, key: str, sockets: int, rate: int, seconds: float, out: Any, watchers: float
+) -> None:
+    asyncio.run(client_main(base, key, sockets, rate, seconds, out, watchers))
 
 
 def main() -> None:
@@ -186,6 +191,9 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--watchers", type=float, default=1.0, help="the share of sockets watching the top 10"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -200,7 +208,8 @@ def main() -> None:
             idle = rss(process.pid)
             ours, theirs = multiprocessing.Pipe()
             client = multiprocessing.Process(
-                target=run_client, args=(base, key, args.sockets, args.rate, args.seconds, theirs)
+                target=run_client,
+                args=(base, key, args.sockets, args.rate, args.seconds, theirs, args.watchers),
             )
             client.start()
             _, opened = ours.recv()

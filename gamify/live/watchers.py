@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.25
 BEHIND_AT_LEAST = 100
+FANOUT_CHUNK = 256
 
 
 class Topic(msgspec.Struct, frozen=True):
@@ -137,13 +138,19 @@ class Watches:
         await self._read(watch)
         if watch.entries == before:
             return
-        frames: dict[int, str] = {}
-        for connection, top in list(watch.watchers.items()):
-            if before is not None and before[:top] == (watch.entries or [])[:top]:
-                continue
+        after = watch.entries or []
+        frames: dict[int, str | None] = {}  # per depth: its snapshot, None when unchanged
+        for count, (connection, top) in enumerate(list(watch.watchers.items()), 1):
             if top not in frames:
-                frames[top] = watch.snapshot(topic, top)
-            connection.offer(topic, frames[top])
+                same = before is not None and before[:top] == after[:top]
+                frames[top] = None if same else watch.snapshot(topic, top)
+            frame = frames[top]
+            if frame is not None:
+                connection.offer(topic, frame)
+            if count % FANOUT_CHUNK == 0:
+                # Let the `me` frames heard meanwhile queue between these sockets' snapshots
+                # rather than behind all of them.
+                await asyncio.sleep(0)
 
     async def _read(self, watch: Watch) -> None:
         page = await reads.page(
