@@ -3,15 +3,18 @@
 -- Each player's messages live in a stream whose entry ids are `<seq>-0`, beside a counter of
 -- the last seq given (KEYS[1] the stream, KEYS[2] the counter; both carry the player's hash
 -- tag). A counter that is missing (a new player, an idle one whose keys expired, or a Redis
--- that lost them) restarts at the server's clock in microseconds: a later epoch always starts
--- above every seq an earlier one gave, so a client resuming from an old epoch finds that the
--- stream does not hold the message after its own, and is told `recovered: false`.
+-- that lost them) restarts at the server's clock in microseconds: a later epoch starts above
+-- every seq an earlier one gave (unless that stream took more messages than microseconds
+-- passed), so a client resuming from an old epoch finds that the stream does not hold the
+-- message after its own, and is told `recovered: false`. Seqs stay below 2^53 (exact in
+-- JSON numbers) until the 23rd century.
 local KEEP_MS = 86400000
 local TRIM_LOOKS = 16
+local TRIM_EVERY = 8
 
-local function now_ms()
+local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 -- Entries older than KEEP_MS go from the head, a few per call: a stream that grows is trimmed
@@ -45,20 +48,26 @@ local function push(keys, args)
   if #args < 3 then
     return nil
   end
-  local now = now_ms()
+  local epoch = now_us()
+  local now = math.floor(epoch / 1000)
   if redis.call('EXISTS', keys[2]) == 0 then
-    redis.call('SET', keys[2], string.format('%.0f', now * 1000))
+    redis.call('SET', keys[2], string.format('%.0f', epoch))
   end
   local frames = {}
   local first = nil
+  local last = nil
   for i = 3, #args do
     local seq = string.format('%.0f', redis.call('INCR', keys[2]))
     first = first or seq
+    last = seq
     local frame = '{"seq":' .. seq .. ',' .. string.sub(args[i], 2)
     redis.call('XADD', keys[1], 'MAXLEN', '~', args[2], seq .. '-0', 't', now, 'm', frame)
     frames[#frames + 1] = frame
   end
-  trim(keys[1], now)
+  -- Looking at the head every TRIM_EVERY seqs keeps a push cheap; MAXLEN bounds it meanwhile.
+  if math.floor(tonumber(last) / TRIM_EVERY) ~= math.floor((tonumber(first) - 1) / TRIM_EVERY) then
+    trim(keys[1], now)
+  end
   redis.call('PEXPIRE', keys[1], KEEP_MS)
   redis.call('PEXPIRE', keys[2], KEEP_MS)
   redis.call('SPUBLISH', args[1], first .. '\n' .. table.concat(frames, '\n'))
