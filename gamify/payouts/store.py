@@ -1,9 +1,11 @@
-"""The SQL of settlement: the standings a pool is split by, the frozen allocation, its pages."""
+"""The SQL of prize pools: the standings a pool is split by, the frozen allocation and its pages;
+the claims and attempts of delivery."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from gamify.campaigns.credits import POOL
@@ -160,38 +162,51 @@ WHERE p.id = due.id AND c.tenant_id = p.tenant_id AND c.id = p.campaign_id
 RETURNING p.id, p.tenant_id, p.campaign_id, p.player_id, p.reason, p.amount, p.unit,
           p.attempts, p.round, c.document -> 'loyalty' AS loyalty
 """
-DELIVERED = """
-WITH attempt AS (
-    INSERT INTO payout_attempts (payout_id, status_code, excerpt) VALUES ($1, $2, $3)
+# The attempts of many credits, in one statement (a round trip per attempt cost more than the
+# rest of the dispatcher). Every attempt is logged and counted; it moves its credit on only if
+# the credit still waits in the attempt's round (a success counts in any round): delivered;
+# again after `wait` seconds, or failed once that would pass 24 hours; a 'gone' credit stays
+# pending until FAIL_CAMPAIGN, in the same transaction, fails its whole campaign. An attempt
+# that decides nothing any more (its credit moved on meanwhile) is still counted, apart, since
+# one statement may not update a row twice. Returns the credits it made final.
+RECORD = """
+WITH o AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+                         $7::float8[])
+        AS o(id, round, outcome, status_code, error, excerpt, wait)
+), attempt AS (
+    INSERT INTO payout_attempts (payout_id, status_code, error, excerpt)
+    SELECT id, status_code, nullif(error, ''), excerpt FROM o
+), moved AS (
+    UPDATE payouts p
+    SET attempts = p.attempts + 1,
+        last_error = nullif(o.error, ''),
+        next_attempt_at = now() + make_interval(secs => o.wait),
+        delivered_at = CASE WHEN o.outcome = 'delivered' THEN now() END,
+        status = CASE
+            WHEN o.outcome = 'delivered' THEN 'delivered'
+            WHEN o.outcome = 'retry'
+                 AND now() + make_interval(secs => o.wait) > p.created_at + interval '24 hours'
+                 THEN 'failed'
+            ELSE 'pending'
+        END
+    FROM o
+    WHERE p.id = o.id AND p.status = 'pending' AND (o.outcome = 'delivered' OR p.round = o.round)
+    RETURNING p.id, p.tenant_id, p.campaign_id, p.player_id, p.amount, p.unit, p.status
+), stale AS (
+    UPDATE payouts p SET attempts = p.attempts + 1
+    FROM o
+    WHERE p.id = o.id AND NOT EXISTS (SELECT FROM moved WHERE moved.id = o.id)
 )
-UPDATE payouts SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
-                   last_error = NULL
-WHERE id = $1 AND status = 'pending'
+SELECT tenant_id, campaign_id, player_id, amount, unit, status FROM moved
+WHERE status <> 'pending'
 """
-# A failed attempt: again after `$4` seconds, or `failed` once 24 hours have gone by.
-RETRY_LATER = """
-WITH attempt AS (
-    INSERT INTO payout_attempts (payout_id, status_code, error, excerpt) VALUES ($1, $2, $3, $5)
-)
-UPDATE payouts
-SET attempts = attempts + 1, last_error = $3,
-    next_attempt_at = now() + make_interval(secs => $4),
-    status = CASE WHEN now() + make_interval(secs => $4) > created_at + interval '24 hours'
-                  THEN 'failed' ELSE 'pending' END
-WHERE id = $1 AND status = 'pending' AND round = $6
-"""
-# The endpoint is gone (410), or there is none: this credit and every other pending credit of
-# the campaign wait as failed until the loyalty endpoint is fixed and they are retried.
-GIVE_UP = """
-WITH attempt AS (
-    INSERT INTO payout_attempts (payout_id, status_code, error, excerpt) VALUES ($1, $2, $3, $4)
-), this AS (
-    UPDATE payouts SET attempts = attempts + 1 WHERE id = $1 RETURNING tenant_id, campaign_id
-)
-UPDATE payouts p SET status = 'failed', last_error = $3
-FROM this
-WHERE p.tenant_id = this.tenant_id AND p.campaign_id = this.campaign_id AND p.status = 'pending'
-  AND p.round <= $5
+# The endpoint is gone (410), or there is none: every pending credit of the campaign, up to the
+# round that found it so, waits as failed until `loyalty` is fixed and they are retried.
+FAIL_CAMPAIGN = """
+UPDATE payouts SET status = 'failed', last_error = $3
+WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'pending' AND round <= $4
+RETURNING tenant_id, campaign_id, player_id, amount, unit, status
 """
 RETRY_FAILED = """
 UPDATE payouts SET status = 'pending', next_attempt_at = now(), round = round + 1
@@ -214,6 +229,22 @@ class Due(msgspec.Struct, frozen=True):
     loyalty: dict[str, Any] | None
 
 
+class Attempted(msgspec.Struct, frozen=True):
+    """What one attempt found. `outcome`: 'delivered', 'retry' (after `wait` seconds) or 'gone'
+    (the campaign's endpoint is gone or missing; `error` says which)."""
+
+    credit: Due
+    outcome: str
+    status_code: int | None
+    error: str  # "" for none
+    excerpt: str  # the start of the answer
+    wait: float = 0.0
+
+
+# A credit made final (delivered or failed): tenant, campaign, player, amount, unit, status.
+FinalRow = tuple[str, str, str, int, str, str]
+
+
 async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Due]:
     rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds)
     return [
@@ -233,20 +264,41 @@ async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Due]:
     ]
 
 
-async def delivered(conn: Conn, credit: str, status_code: int, excerpt: str) -> None:
-    await conn.execute(DELIVERED, credit, status_code, excerpt)
+async def record(conn: Conn, attempts: list[Attempted]) -> list[FinalRow]:
+    """Record the attempts and their outcomes, in one transaction; returns the credits that it
+    made final."""
+    columns = (
+        [a.credit.id for a in attempts],
+        [a.credit.round for a in attempts],
+        [a.outcome for a in attempts],
+        [a.status_code for a in attempts],
+        [a.error for a in attempts],
+        [a.excerpt for a in attempts],
+        [a.wait for a in attempts],
+    )
+    gone = _gone_campaigns(attempts)
+    if not gone:  # one statement: a transaction of its own, without BEGIN and COMMIT
+        return [_final(r) for r in await conn.fetch(RECORD, *columns)]
+    async with conn.transaction():
+        rows = list(await conn.fetch(RECORD, *columns))
+        for (tenant, campaign), (reason, round_) in gone.items():
+            rows += await conn.fetch(FAIL_CAMPAIGN, tenant, campaign, reason, round_)
+    return [_final(r) for r in rows]
 
 
-async def retry_later(
-    conn: Conn, credit: Due, status_code: int | None, error: str, wait: float, excerpt: str
-) -> None:
-    await conn.execute(RETRY_LATER, credit.id, status_code, error, wait, excerpt, credit.round)
+def _gone_campaigns(attempts: list[Attempted]) -> dict[tuple[str, str], tuple[str, int]]:
+    """The campaigns to fail, with the reason and the latest round that found them gone."""
+    gone: dict[tuple[str, str], tuple[str, int]] = {}
+    for a in attempts:
+        if a.outcome == "gone":
+            key = (a.credit.tenant, a.credit.campaign)
+            latest = gone.get(key, ("", -1))[1]
+            gone[key] = (a.error, max(latest, a.credit.round))
+    return gone
 
 
-async def give_up(
-    conn: Conn, credit: Due, status_code: int | None, error: str, excerpt: str
-) -> None:
-    await conn.execute(GIVE_UP, credit.id, status_code, error, excerpt, credit.round)
+def _final(r: asyncpg.Record) -> FinalRow:
+    return (r["tenant_id"], r["campaign_id"], r["player_id"], r["amount"], r["unit"], r["status"])
 
 
 async def retry_failed(conn: Conn, tenant: str, campaign: str) -> int:
