@@ -266,8 +266,8 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "serve.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
-        env |= {
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
+        environment |= {
             "GAMIFY_DATABASE_URL": database_url,
             "GAMIFY_REDIS_URL": servers.redis_url,
             "GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -279,7 +279,7 @@ class Service:
         with self.log.open("wb") as out:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gamify", *serve],
-                env=env,
+                env=environment,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

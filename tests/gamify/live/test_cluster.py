@@ -10,6 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
+from gamify.live import streams
 from tests.gamify.live.client import Tenant, receive_until, subscribed_me, twenty_destinations
 from tests.gamify.support import Servers, Service
 
@@ -50,6 +51,7 @@ async def test_sockets_on_one_instance_hear_events_posted_to_the_other_across_no
             for ws in opened:
                 heard = await receive_until(ws, lambda m: m["type"] == "badge_awarded")
                 assert heard[-1]["badge"] == "d00"
+            assert await _streams_on(cluster, tenant.id) == len(PLAYERS)  # the cluster's own
 
             for port in await _ports(cluster):  # every node drops its pub/sub clients
                 node = Redis(host="127.0.0.1", port=port)
@@ -72,5 +74,13 @@ async def _ports(cluster: str) -> list[int]:
     try:
         await client.initialize()
         return [int(node.port) for node in client.get_primaries()]
+    finally:
+        await client.aclose()
+
+
+async def _streams_on(cluster: str, tenant: str) -> int:
+    client = RedisCluster.from_url(cluster.replace("+cluster", "", 1))
+    try:
+        return int(await client.exists(*[streams.stream(tenant, p) for p in PLAYERS]))
     finally:
         await client.aclose()
