@@ -27,10 +27,11 @@ from gamify.events import controller as events_api
 from gamify.events.backfill import Backfills
 from gamify.events.coalesce import Coalescer
 from gamify.live import controller as live_api
+from gamify.live.protocol import Payout
 from gamify.live.service import Live
 from gamify.payouts import controller as payouts_api
 from gamify.payouts import settlement
-from gamify.payouts.delivery import Dispatcher
+from gamify.payouts.delivery import Dispatcher, FinalCredit
 from gamify.platform import db, health, logs, metrics, migrations, redis_client
 from gamify.platform.container import Container
 from gamify.platform.problems import HANDLERS
@@ -83,6 +84,9 @@ def create_app(settings: Settings) -> Litestar:
             tenants_api.AdminController,
             campaigns_api.CampaignController,
             dashboard_api.simulate,
+            dashboard_api.CampaignInsights,
+            dashboard_api.DashboardPages,
+            dashboard_api.dashboard_assets(),
             events_api.post_events,
             players_api.PlayerController,
             boards_api.LeaderboardController,
@@ -122,14 +126,24 @@ def _wire(container: Container) -> Container:
     hooks.on_backfill_owed(backfills.start)
     hooks.on_settlement_due(lambda tenant, campaign: settlement.settle(pool, tenant, campaign))
     container.add(Clock(pool, hooks))
-    container.add(Dispatcher(pool, max_backoff=container.settings.delivery_max_backoff))
+    dispatcher = container.add(
+        Dispatcher(pool, max_backoff=container.settings.delivery_max_backoff)
+    )
     # Half the pool for the write path leaves connections for reads under a write storm.
     parallel = container.settings.db_pool_size // 2
     coalescer = container.add(Coalescer(pool, engines, boards.writer, parallel=parallel))
     assert container.settings.redis_url is not None
     live = container.add(Live(redis, container.settings.redis_url, boards, batcher, names))
     coalescer.on_committed(live.publisher.committed)
+    dispatcher.on_final(lambda credit: live.publisher.tell(*_payout_message(credit)))
     return container
+
+
+def _payout_message(credit: FinalCredit) -> tuple[str, str, Payout]:
+    """A credit delivered or failed, as its player's `payout` message (live lies below payouts,
+    so the app translates)."""
+    message = Payout(credit.campaign, credit.amount, credit.unit, credit.status)
+    return credit.tenant, credit.player, message
 
 
 def _openapi() -> OpenAPIConfig:

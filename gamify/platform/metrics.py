@@ -42,6 +42,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from gamify.platform.container import part_of
+from gamify.platform.openapi import ProblemOperation
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,7 @@ class _Scrape(Collector):
     tags=["operations"],
     summary="Metrics in the Prometheus text format, summed over the instance's workers",
     media_type=CONTENT_TYPE,
+    operation_class=ProblemOperation,
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = await part_of(request, Exporter).render()

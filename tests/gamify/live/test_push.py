@@ -4,10 +4,13 @@ and board watchers hear, resume without loss, and every way a client can get it 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -332,3 +335,46 @@ async def _scrape_until(http: httpx.AsyncClient, service: Service, holds: Any) -
             return found
         await asyncio.sleep(0.25)
     raise AssertionError(f"the metrics never showed it: {found}")
+
+
+class _Loyalty(BaseHTTPRequestHandler):
+    """A loyalty system that takes every credit."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_a_delivered_badge_reward_is_told_as_a_payout(tenant: Tenant) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Loyalty)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        document = twenty_destinations("rewarded")
+        document["badges"][0]["reward"] = {"amount": 500, "unit": "miles"}
+        document["loyalty"] = {
+            "url": f"http://127.0.0.1:{receiver.server_address[1]}/credits",
+            "secret": "whsec_" + base64.b64encode(b"x" * 24).decode(),
+        }
+        await tenant.campaign(document)
+        async with tenant.socket(await tenant.token("earner")) as ws:
+            await subscribed_me(ws)
+            await tenant.fly(("earner", "D00"))
+            heard = await receive_until(ws, lambda m: m["type"] == "payout", timeout=30)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    payout = heard[-1]
+    assert payout == {
+        "type": "payout",
+        "seq": payout["seq"],
+        "campaign": "rewarded",
+        "amount": 500,
+        "unit": "miles",
+        "status": "delivered",
+    }
+    assert "badge_awarded" in [m["type"] for m in heard]
