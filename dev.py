@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh clone: `python3 dev.py serve` and `python3 dev.py test`.
+"""One entry point for a fresh clone: `python3 dev.py demo`, `serve` and `test`.
 
 It keeps a virtual environment in `.venv`, (re)installs the project there whenever
-pyproject.toml changes, then runs `gamify ARGS…`, or with `test`, the linters and the tests.
+pyproject.toml changes, then runs `gamify ARGS…` (`demo`, `serve`, any other command), or with
+`test`, the linters and the tests.
 Only the standard library is used here: this runs before anything is installed.
 """
 

@@ -1,4 +1,4 @@
-"""The `gamify` command: serve, migrate, tenant, key."""
+"""The `gamify` command: serve, demo, worker, migrate, tenant, key, rebuild."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 import click
 
+from gamify.dashboard import demo as demo_run
 from gamify.platform import db, logs, server
 from gamify.platform.embedded import EmbeddedError
 from gamify.platform.runtime import servers_for
@@ -73,6 +75,43 @@ def serve(host: str, port: int, workers: int) -> None:
     try:
         server.serve(settings, host, port, workers)
     except EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes."
+)
+@click.option(
+    "--members", default=7_000, show_default=True, type=click.IntRange(1, 1_000_000),
+    help="Simulated loyalty members.",
+)  # fmt: skip
+@click.option(
+    "--rate", default=300, show_default=True, type=click.IntRange(1, 100_000),
+    help="Flights posted a second.",
+)  # fmt: skip
+@click.option(
+    "--data-dir",
+    default=str(demo_run.DATA_DIR),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The demo's own embedded servers and data, kept for the next run.",
+)
+def demo(host: str, port: int, workers: int, members: int, rate: int, data_dir: Path) -> None:
+    """Run the service with a demo campaign and simulated flights until Ctrl-C.
+
+    Always on embedded servers in DATA_DIR (GAMIFY_DATABASE_URL, GAMIFY_REDIS_URL and
+    GAMIFY_DATA_DIR are not used). Prints the dashboard URL, an API key and a player token.
+    """
+    settings = _settings()
+    options = demo_run.Options(
+        host=host, port=port, workers=workers, members=members, rate=rate, data_dir=data_dir
+    )
+    try:
+        demo_run.run(settings, options)
+    except (EmbeddedError, demo_run.DemoFailed) as exc:
         raise click.ClickException(str(exc)) from None
 
 

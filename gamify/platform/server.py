@@ -9,12 +9,14 @@ Granian worker takes as a graceful stop, when its owner dies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import functools
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +34,9 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Where each worker's metrics live (see platform/metrics.py), read by prometheus_client.
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _forking_pid = 0  # who is forking, as the child sees it
+# Work that runs beside the workers (`gamify demo`'s flights): entered with the resolved
+# settings once migrations ran, left after the workers stopped, before the embedded servers.
+Beside = Callable[[Settings], contextlib.AbstractContextManager[object]]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -82,7 +87,9 @@ async def migrate(database_url: str) -> list[int]:
         await conn.close()
 
 
-def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def serve(
+    settings: Settings, host: str, port: int, workers: int, *, beside: Beside | None = None
+) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     settings = ensure_secret(settings)
     try:
@@ -94,17 +101,22 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             os.environ.update(resolved.to_env())
             _metrics_folder(resolved.data_dir)
             _tie_workers_to_this_process()
-            Server(
-                "gamify.asgi:app",
-                factory=True,
-                address=host,
-                port=port,
-                workers=workers,
-                interface=Interfaces.ASGI,
-                log_level=LogLevels(resolved.log_level.lower()),
-                workers_kill_timeout=5,
-                backlog=2048,
-            ).serve()
+            with beside(resolved) if beside else contextlib.nullcontext():
+                _run_workers(resolved, host, port, workers)
     except KeyboardInterrupt:
         pass
     log.info("gamify stopped")
+
+
+def _run_workers(resolved: Settings, host: str, port: int, workers: int) -> None:
+    Server(
+        "gamify.asgi:app",
+        factory=True,
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.ASGI,
+        log_level=LogLevels(resolved.log_level.lower()),
+        workers_kill_timeout=5,
+        backlog=2048,
+    ).serve()
