@@ -44,6 +44,7 @@ import msgspec
 from standardwebhooks.webhooks import Webhook
 
 from gamify.payouts import store
+from gamify.platform import metrics
 from gamify.platform.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Dispatcher:
         if outcome is None:  # not sent: the credit's lease runs out and it is claimed again
             self._release(1)
         else:
+            _count(outcome)
             self._outcomes.append(outcome)
             self._outcomes_waiting.set()
 
@@ -333,6 +335,14 @@ def _endpoint(url: str) -> httpx.URL:
 def _signer(secret: str) -> Webhook:
     # The secret is base64: decoding it for every credit cost more than signing.
     return Webhook(secret)
+
+
+_ATTEMPT_OUTCOMES = {"delivered": "delivered", "retry": "retry", "gone": "failed"}
+
+
+def _count(outcome: store.Attempted) -> None:
+    status = "none" if outcome.status_code is None else str(outcome.status_code)
+    metrics.DELIVERY_ATTEMPTS.labels(_ATTEMPT_OUTCOMES[outcome.outcome], status).inc()
 
 
 def backoff(attempts: int, cap: float) -> float:

@@ -30,7 +30,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gamify.app import create_app
 from gamify.payouts.delivery import PER_HOST, Dispatcher, FinalCredit, FinalListener
-from gamify.platform import db
+from gamify.platform import db, metrics
 from gamify.platform.settings import Settings
 from tests.gamify.support import bearer, earn_your_wings, flight, hours_ago, tenant_key
 
@@ -219,10 +219,14 @@ async def test_a_listener_hears_each_delivered_credit_once_after_its_commit(
     db: asyncpg.Connection,
 ) -> None:
     receiver.unavailable = 3  # a third of the requests fail: attempts that are not final
+    delivered, retried = _attempts_counted("delivered", "200"), _attempts_counted("retry", "503")
     headers = bearer(await tenant_key(client, scopes=PARTNER))
     await _settled_pool(client, headers, receiver.url, players=120)
     await _until(db, DELIVERED, 120)
     await _quiet(dispatcher)
+    assert _attempts_counted("delivered", "200") == delivered + 120
+    failures = await db.fetchval("SELECT count(*) FROM payout_attempts WHERE status_code = 503")
+    assert _attempts_counted("retry", "503") == retried + failures
 
     assert Counter(c.player for c in heard.credits) == {f"p{p:03}": 1 for p in range(120)}
     stored = {
@@ -385,3 +389,9 @@ async def test_credits_go_out_over_tls_to_a_trusted_endpoint_only(
         assert not receiver.accepted
         errors = [r["last_error"] for r in await db.fetch("SELECT last_error FROM payouts")]
         assert all("CERTIFICATE_VERIFY_FAILED" in error for error in errors), errors
+
+
+def _attempts_counted(outcome: str, status: str) -> float:
+    """What /metrics counts of these attempts (this process counts in memory)."""
+    value: float = metrics.DELIVERY_ATTEMPTS.labels(outcome, status)._value.get()
+    return value
