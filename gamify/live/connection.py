@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from gamify.live import streams
 from gamify.live.protocol import Error, Resumed, encode
 from gamify.platform import metrics
+from gamify.platform.cancellation import stop_if_cancelled
 from gamify.tenants.guards import Principal
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ class Connection:
                 return True
             return await self._replay(tenant, player, after)
         except RedisError:
+            stop_if_cancelled()
             log.warning("a player's stream could not be read", exc_info=True)
             return False
 

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from gamify.live import streams
 from gamify.live.connection import Connection
+from gamify.platform.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Shard:
                 await self._close()  # nothing left to listen to
                 continue
             except (RedisError, OSError):
+                stop_if_cancelled()
                 log.warning("live pub/sub connection lost; connecting again", exc_info=True)
                 lost = True
             await self._close()

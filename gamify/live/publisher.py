@@ -26,6 +26,7 @@ from gamify.events.wire import EventResult
 from gamify.live import messages, streams
 from gamify.live.messages import Move, Told
 from gamify.live.protocol import Message, Overtaken, encode
+from gamify.platform.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Publisher:
             await self._wake.wait()
             self._wake.clear()
             await self.flush()
+            stop_if_cancelled()  # a library call may have returned after meeting it
 
     async def flush(self) -> None:
         taken, self._waiting = self._waiting, []
@@ -88,8 +90,10 @@ class Publisher:
         try:
             await self._publish(taken)
         except RedisError:
+            stop_if_cancelled()  # redis-py may turn a cancellation into a connection error
             log.warning("live messages not published: Redis unreachable", exc_info=True)
         except Exception:
+            stop_if_cancelled()
             log.exception("live messages not published")
 
     async def _publish(self, taken: list[tuple[str, Told]]) -> None:

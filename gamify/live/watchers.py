@@ -25,6 +25,7 @@ from gamify.boards.reader import Entry
 from gamify.boards.service import Boards
 from gamify.live.connection import Backlog, Connection
 from gamify.live.protocol import Leaderboard, encode
+from gamify.platform.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,14 @@ class Watches:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(TICK)
+            stop_if_cancelled()  # a read below may have returned after meeting it
             if self._behind():
                 continue
             for topic, watch in list(self.watches.items()):
                 try:
                     await self._refresh(topic, watch)
                 except Exception:
+                    stop_if_cancelled()
                     log.warning("a watched board could not be read", exc_info=True)
 
     def _behind(self) -> bool:
