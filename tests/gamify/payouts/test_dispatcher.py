@@ -49,7 +49,12 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         if tls is not None:
-            self.socket = tls.wrap_socket(self.socket, server_side=True)
+            # The handshake happens in each connection's thread, on its first read: done in
+            # accept, a client that never finished one would hold the whole server (and its
+            # shutdown) up.
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.scheme = "https" if tls else "http"
         self.status = 200
         self.answer = b""
