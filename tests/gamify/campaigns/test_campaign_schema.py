@@ -172,7 +172,15 @@ def _undescribed(problem: FieldProblem) -> bool:
     )
 
 
-@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+# Derandomized: a few random seeds make the schema's patterns so slow to generate that the test
+# ran past its timeout in CI; a fixed one keeps it a property test of known cost.
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 @given(case=_operation().as_strategy())
 def test_of_what_the_schema_allows_the_service_refuses_only_what_it_describes(case: Any) -> None:
     try:
