@@ -23,8 +23,8 @@ from tests.gamify.support import ADMIN, ADMIN_TOKEN, Servers, bearer, earn_your_
 pytestmark = pytest.mark.slow
 ALL_SCOPES = ["events:write", "campaigns:write", "read", "players:token"]
 ST_RUN = [sys.executable, "-m", "schemathesis.cli", "run"]
-# Fuzzed cases per operation, beside the coverage phase's: about 70 s in all on two cores.
-# Per operation: with some 40 operations this is a minute and a half of the suite's ten.
+# Fuzzed cases per operation, beside the coverage phase's: with some 40 operations, about a
+# minute of the suite's ten on two cores.
 EXAMPLES = 80
 # Not positive_data_acceptance: a schema cannot say everything checked (ends_at after
 # starts_at, a board the campaign keeps), and the descriptions say the rest.
