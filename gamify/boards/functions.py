@@ -18,9 +18,9 @@ FINISH_REBUILD = "gamify_finish_rebuild"
 AROUND = "gamify_around"
 
 
-async def load(redis: Redis) -> None:
+async def load(redis: Redis, library: str = LIBRARY) -> None:
     """FUNCTION LOAD REPLACE: idempotent, so every instance may load it at start."""
-    await redis.function_load(LIBRARY, replace=True)
+    await redis.function_load(library, replace=True)
 
 
 def missing(error: Exception) -> bool:
@@ -28,13 +28,13 @@ def missing(error: Exception) -> bool:
     return "function not found" in str(error).lower()
 
 
-async def loading(redis: Redis, call: Callable[[], Awaitable[T]]) -> T:
-    """`call()`, and once more after loading the library if Redis had lost it (restarted
+async def loading(redis: Redis, call: Callable[[], Awaitable[T]], library: str = LIBRARY) -> T:
+    """`call()`, and once more after loading `library` if Redis had lost it (restarted
     empty): every caller of a Function goes through here."""
     try:
         return await call()
     except ResponseError as exc:
         if not missing(exc):
             raise
-    await load(redis)
+    await load(redis, library)
     return await call()

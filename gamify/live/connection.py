@@ -217,9 +217,7 @@ class Connection:
 
     async def _recover(self) -> None:
         # Read under the lock: a catch-up under way sets where this one starts.
-        if self._sync_lock is None:
-            self._sync_lock = asyncio.Lock()
-        async with self._sync_lock:
+        async with self._lock():
             after = self.last_seq
         if after is not None:
             await self.sync(after, announce=False)
@@ -227,9 +225,7 @@ class Connection:
     async def sync(self, after: int | None, announce: bool) -> None:
         """Catch up from `after` (None: from now on, as a fresh subscription does), holding
         live frames meanwhile; with `announce`, answer `resume` with `resumed`."""
-        if self._sync_lock is None:
-            self._sync_lock = asyncio.Lock()
-        async with self._sync_lock:
+        async with self._lock():
             self._catching_up = True
             try:
                 recovered = await self._catch_up(after)
@@ -238,6 +234,13 @@ class Connection:
                 await self._release()
             finally:
                 self._catching_up = False
+
+    def _lock(self) -> asyncio.Lock:
+        """The lock of this socket's catch-ups, made on first use: most sockets never need
+        one, and 10,000 idle sockets should not hold 10,000 locks."""
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        return self._sync_lock
 
     async def _catch_up(self, after: int | None) -> bool:
         tenant, player = self.tenant, self.principal.player or ""

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+
+from gamify.boards import functions
 
 T = TypeVar("T")
 
@@ -87,15 +88,9 @@ def split_published(data: bytes) -> list[tuple[int, bytes]]:
 
 
 async def load(redis: Redis) -> None:
-    await redis.function_load(LIBRARY, replace=True)
+    await functions.load(redis, LIBRARY)
 
 
 async def loading(redis: Redis, call: Callable[[], Awaitable[T]]) -> T:
     """`call()`, and once more after loading the library if Redis lost it (restarted empty)."""
-    try:
-        return await call()
-    except ResponseError as exc:
-        if "function not found" not in str(exc).lower():
-            raise
-    await load(redis)
-    return await call()
+    return await functions.loading(redis, call, LIBRARY)
