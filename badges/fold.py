@@ -21,9 +21,11 @@ from badges.rules import Event
 from badges.state import Checkpoint, Fact, Held, Memo, PlayerState
 from badges.times import from_us, to_us
 
-__all__ = ["apply", "current", "progress"]
+__all__ = ["COMPACT_STEP", "apply", "current", "progress"]
 
 _QUARTER_HOUR = 15 * 60 * 1_000_000
+# The most events one compaction folds into the checkpoint (see `_compact`).
+COMPACT_STEP = 64
 
 
 def _key(fact: Fact) -> tuple[int, str]:
@@ -61,8 +63,15 @@ def apply(
 
 
 def _cap(engine: Engine, state: PlayerState) -> None:
-    if len(state.facts) > engine.history_cap:
+    if len(state.facts) + state.memo().unloaded > engine.history_cap:
         _compact(engine, state)
+
+
+def _partial(state: PlayerState) -> ValueError:
+    return ValueError(
+        "a late event needs the whole history: attach the state's segments first "
+        "(see badges.storage.wanted)"
+    )
 
 
 def _apply_one(engine: Engine, state: PlayerState, event: Event, progress: bool) -> Effects:
@@ -209,6 +218,9 @@ def _after(fact: Fact, state: PlayerState) -> bool:
         last = facts[-1]
         if fact.t < last.t or (fact.t == last.t and fact.id <= last.id):
             return False
+    sealed = state.sealed
+    if sealed is not None and (fact.t, fact.id) <= sealed:
+        return False
     point = state.checkpoint
     return point is None or fact.t > point.t or (fact.t == point.t and fact.id > point.id)
 
@@ -382,6 +394,8 @@ def _advance(run: _Run, fact: Fact) -> None:
 def _refold(run: _Run, facts: list[Fact]) -> None:
     """Insert late events into the history and refold the criteria they count for."""
     engine, state = run.engine, run.state
+    if not run.memo.whole():
+        raise _partial(state)
     checkpoint = state.checkpoint
     pending: set[int] = set()
     for fact in facts:
@@ -489,15 +503,23 @@ def _recount(state: PlayerState) -> None:
 def _compact(engine: Engine, state: PlayerState) -> None:
     """Fold the oldest events into the checkpoint and forget them.
 
-    A tenth of the cap goes at once, so the work is paid once per cap/10 events, not per event.
+    A tenth of the cap goes at once, at most `COMPACT_STEP` events: the work is paid once per
+    that many events, and no single event pays for a thousand. Only the oldest facts in `facts`
+    can go: those of segments not attached stay until they are (see `badges.storage.wanted`).
     """
     cap = engine.history_cap
-    drop = len(state.facts) - (cap - cap // 10)
+    memo = state.memo()
+    drop = len(state.facts) + memo.unloaded - (cap - min(cap // 10, COMPACT_STEP))
+    if memo.gap is not None:
+        drop = min(drop, memo.gap)
+        memo.gap -= max(drop, 0)
+    if drop <= 0:
+        return
     gone, state.facts = state.facts[:drop], state.facts[drop:]
     checkpoint = state.checkpoint or Checkpoint(
         gone[0].t, gone[0].id, [None] * len(engine.ids), {}, []
     )
-    known = state.memo().ids
+    known = memo.ids
     for fact in gone:
         kind = engine.kinds[fact.type]
         for index, value in engine.match(kind, fact.attributes, checkpoint.awards):

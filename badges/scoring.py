@@ -34,6 +34,8 @@ def score(state: PlayerState | None) -> tuple[int, datetime | None]:
 
 def _contributions(engine: Engine, state: PlayerState) -> list[tuple[int, int]]:
     state.check(engine.fingerprint)
+    if not state.memo().whole():
+        raise ValueError("points over time need the whole history: attach its segments first")
     points = [(h.t, h.points) for h in state.awards.values() if h.points]
     if state.checkpoint is not None:
         points += state.checkpoint.scored

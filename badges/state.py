@@ -14,7 +14,9 @@ import msgspec
 
 from badges.accumulators import Acc
 
-__all__ = ["Checkpoint", "Fact", "Held", "Memo", "PlayerState"]
+__all__ = ["Checkpoint", "Fact", "Held", "Key", "Memo", "PlayerState", "Segment"]
+
+Key = tuple[int, str]  # (t, id): the fold order of facts
 
 
 class Fact(msgspec.Struct, array_like=True, gc=False, order=True):
@@ -62,12 +64,22 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
     scored: int = 0  # points from scoring rules, included in `score`
     scored_at: int | None = None  # newest event that earned scoring points
     checkpoint: Checkpoint | None = None
+    # How much of the history is sealed in segments stored apart from this state (see
+    # `badges.storage`): `facts` then holds only what follows them, unless they were attached.
+    segmented: int = 0  # facts in sealed segments
+    sealed: Key | None = None  # the newest sealed fact
 
     @classmethod
     def empty(cls) -> PlayerState:
         return cls()
 
     def to_bytes(self) -> bytes:
+        """The whole state; for a state loaded without its segments, its head (see
+        `badges.storage`)."""
+        if self.segmented:
+            memo: Memo | None = self.__dict__.get("_memo")
+            if memo is not None and memo.whole():
+                return _encoder.encode(msgspec.structs.replace(self, segmented=0, sealed=None))
         return _encoder.encode(self)
 
     @classmethod
@@ -93,7 +105,7 @@ class Memo:
     """Ids of the retained history, and instants as datetimes (`reached` is reported before and
     after every call, and converting microseconds to a datetime costs as much as a fold step)."""
 
-    __slots__ = ("ids", "moments", "reached", "reached_at")
+    __slots__ = ("gap", "ids", "moments", "reached", "reached_at", "segments", "unloaded")
 
     def __init__(self, state: PlayerState) -> None:
         # A dict of strings to None, not a set: the collector stops tracking such a dict, so a
@@ -104,6 +116,25 @@ class Memo:
         # Instants converted by `points_timeline`, which the service calls before and after
         # every `apply`: the second call converts only what the apply added.
         self.moments: dict[int, datetime] = {}
+        # Sealed segments (see `badges.storage`): those attached, as they were stored, and the
+        # facts of the others. `gap` is how many facts at the front of `facts` are the oldest
+        # retained (the attached leading segments) before the unattached ones: None when none
+        # is missing. A state decoded from bytes holds none of its segments.
+        self.segments: list[Segment] = []
+        self.unloaded = state.segmented
+        self.gap: int | None = 0 if state.segmented else None
+
+    def whole(self) -> bool:
+        """Whether every retained fact is in `facts`."""
+        return self.gap is None
+
+
+class Segment(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """An attached segment as it was stored: rewritten when its facts no longer match."""
+
+    newest: Key  # its key in storage: segments split the history by their newest fact
+    count: int
+    oldest: Key
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -1,0 +1,185 @@
+"""A state stored in parts, so that a write does not rewrite a player's whole history.
+
+A state is stored as a small head (accumulators, awards, score, checkpoint and the newest
+facts, the tail) and immutable segments of older facts, each keyed by its newest fact. An
+event later than everything retained, the common case, needs only the head: it is appended to
+the tail, and the tail is sealed into a new segment every `SEGMENT` facts. A late event needs
+every segment, because it is inserted into the history and its criteria are refolded from the
+checkpoint. Compaction past the history cap needs the oldest segments. `wanted` says what to
+fetch, `attach` takes it, and `store` says what to write:
+
+    state = storage.load(head)
+    need = storage.wanted(engine, state, events)
+    if need is not None:
+        storage.attach(state, fetch(need))   # segments oldest first: all, or the oldest
+    state, effects = apply(engine, state, events)
+    stored = storage.store(state)            # the head, the segments to write and to delete
+
+The caller's part: an event id always comes with the same event (the service's ids are unique
+per tenant). A state without its segments knows the ids of its tail only, so the same id with
+a later time would be folded twice; the same event again is harmless (it is either late, and
+the whole history is fetched, or it counted for nothing).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from badges.compiled import Engine
+from badges.fold import COMPACT_STEP
+from badges.rules import Event
+from badges.state import Fact, Key, PlayerState, Segment
+from badges.times import to_us
+
+__all__ = ["SEGMENT", "Stored", "Wanted", "Written", "attach", "load", "store", "wanted"]
+
+SEGMENT = 32  # facts sealed at once: the head carries at most this many
+SPLIT = 4  # a segment grown past SPLIT x SEGMENT by late events is written back split
+
+
+class Wanted(msgspec.Struct, frozen=True):
+    """Segments to fetch, oldest first: until they hold `facts` facts, or all when None."""
+
+    facts: int | None
+
+
+class Written(msgspec.Struct, frozen=True):
+    newest: Key  # the segment's key: its newest fact
+    count: int
+    data: bytes
+
+
+class Stored(msgspec.Struct, frozen=True):
+    head: bytes
+    written: list[Written]  # new or rewritten segments
+    deleted: list[Key]  # segments whose facts all went into the checkpoint
+
+
+def load(head: bytes) -> PlayerState:
+    """A state from its head, without its segments."""
+    return PlayerState.from_bytes(head)
+
+
+def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wanted | None:
+    """The segments `apply(engine, state, events)` needs attached first, or None."""
+    memo = state.memo()
+    if memo.gap is None:
+        return None
+    newest = _newest(state)
+    types = engine.types
+    count = 0
+    for event in events:
+        count += 1
+        late = newest is not None and (to_us(event.occurred_at), event.id) <= newest
+        if late and event.type in types:
+            return Wanted(None)
+    cap = engine.history_cap
+    retained = len(state.facts) + memo.unloaded
+    if retained + count <= cap:
+        return None
+    # At most what compaction could drop while these events are folded in order.
+    excess = retained + count - (cap - min(cap // 10, COMPACT_STEP))
+    return Wanted(excess) if excess > memo.gap else None
+
+
+def attach(state: PlayerState, segments: Sequence[bytes]) -> None:
+    """Hand over fetched segments, as `wanted` asked for them (oldest first)."""
+    memo = state.memo()
+    known = {segment.newest for segment in memo.segments}
+    added: list[Fact] = []
+    for data in segments:
+        facts = _segment_decoder.decode(data)
+        if not facts or _key(facts[-1]) in known:
+            continue
+        known.add(_key(facts[-1]))
+        memo.segments.append(Segment(_key(facts[-1]), len(facts), _key(facts[0])))
+        memo.unloaded -= len(facts)
+        memo.ids.update(dict.fromkeys(fact.id for fact in facts))
+        added += facts
+    if not added:
+        return
+    memo.segments.sort(key=_newest_of)
+    # Two sorted runs: the sort merges them in linear time.
+    state.facts = sorted(added + state.facts) if state.facts else sorted(added)
+    memo.gap = None if memo.unloaded <= 0 else sum(s.count for s in memo.segments)
+
+
+def store(state: PlayerState, segment: int = SEGMENT) -> Stored:
+    """What to store: the head, and the segments to write and to delete.
+
+    A state with all its segments stays as it is; one without them is left as if loaded from
+    the new head.
+    """
+    memo = state.memo()
+    facts = state.facts
+    written: list[Written] = []
+    deleted: list[Key] = []
+    kept: list[Segment] = []
+    at, end = 0, len(facts) if memo.gap is None else memo.gap
+    for old in memo.segments:
+        stop = bisect_right(facts, old.newest, lo=at, hi=end, key=_key)
+        part, at = facts[at:stop], stop
+        if not part:
+            deleted.append(old.newest)
+        elif len(part) == old.count and _key(part[0]) == old.oldest:
+            kept.append(old)
+        else:
+            split = len(part) > SPLIT * segment
+            for chunk in _chunks(part, segment) if split else [part]:
+                kept.append(_seal(chunk, written))
+    if memo.gap is not None and at != end:
+        raise AssertionError("attached facts outside every attached segment")
+    tail = facts[at:]
+    sealed_count = len(tail) - len(tail) % segment
+    for chunk in _chunks(tail[:sealed_count], segment):
+        kept.append(_seal(chunk, written))
+    tail = tail[sealed_count:]
+    segmented = memo.unloaded + sum(s.count for s in kept)
+    sealed = state.sealed
+    if kept and (sealed is None or kept[-1].newest > sealed):
+        sealed = kept[-1].newest
+    head = msgspec.structs.replace(
+        state, facts=tail, segmented=segmented, sealed=sealed if segmented else None
+    )
+    state.segmented, state.sealed = head.segmented, head.sealed
+    if memo.gap is None:
+        memo.segments = kept
+    else:
+        state.facts = tail
+        state.__dict__.pop("_memo")
+    return Stored(_head_encoder.encode(head), written, deleted)
+
+
+def _seal(chunk: list[Fact], written: list[Written]) -> Segment:
+    newest = _key(chunk[-1])
+    written.append(Written(newest, len(chunk), _segment_encoder.encode(chunk)))
+    return Segment(newest, len(chunk), _key(chunk[0]))
+
+
+def _chunks(facts: list[Fact], size: int) -> list[list[Fact]]:
+    return [facts[i : i + size] for i in range(0, len(facts), size)]
+
+
+def _newest(state: PlayerState) -> Key | None:
+    """The key an event must pass to be folded in order (see `fold._after`)."""
+    keys = [state.sealed] if state.sealed is not None else []
+    if state.facts:
+        keys.append(_key(state.facts[-1]))
+    if state.checkpoint is not None:
+        keys.append((state.checkpoint.t, state.checkpoint.id))
+    return max(keys) if keys else None
+
+
+def _key(fact: Fact) -> Key:
+    return fact.t, fact.id
+
+
+def _newest_of(segment: Segment) -> Key:
+    return segment.newest
+
+
+_head_encoder = _segment_encoder = msgspec.msgpack.Encoder()
+_segment_decoder = msgspec.msgpack.Decoder(list[Fact])
