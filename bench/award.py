@@ -7,8 +7,11 @@ and a 42-badge campaign (40 airports + 2 milestones), then loads it with wrk
 (apt-get install wrk):
 1. `GET /health` at N connections: the baseline;
 2. single-event `POST /v1/events` at N connections, each event new, from 10,000 players;
-3. 500-event batches at 8 connections.
-The last line gives single-event req/s ÷ health req/s and batched events/s. Not a test.
+3. 500-event batches at 8 connections;
+4. then, the service idle, the storage floor (bench/floor.py): Postgres alone taking the rows
+   such batches must write, at 8 connections for as many seconds, in the same database.
+The last line gives single-event req/s ÷ health req/s, batched events/s ÷ the floor's, and
+batched events/s. Not a test.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import floor
 from bench.serve import start, stop
+from gamify.platform.embedded import read_running
 from gamify.platform.embedded.ports import free_port
 
 ADMIN_TOKEN = "bench-admin-token-0123456789"
@@ -165,6 +170,16 @@ def setup(base: str) -> str:
     return key
 
 
+def database_url(data_dir: Path) -> str:
+    """The URL of the Postgres that `gamify serve` started in `data_dir`: the record its
+    owner keeps for the other gamify commands (`servers.json`), so that the bench reaches
+    the very server the service writes to, under its settings."""
+    running = read_running(data_dir)
+    if running is None or running.database_url is None:
+        raise SystemExit(f"no running gamify owns {data_dir}")
+    return running.database_url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=64)
@@ -175,9 +190,8 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="gamify-bench-") as folder:
         port = free_port()
-        process, _ = start(
-            Path(folder) / "data", port, args.workers, {"GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN}
-        )
+        data_dir = Path(folder) / "data"
+        process, _ = start(data_dir, port, args.workers, {"GAMIFY_ADMIN_TOKEN": ADMIN_TOKEN})
         base = f"http://127.0.0.1:{port}"
         try:
             key = setup(base)
@@ -187,6 +201,9 @@ def main() -> None:
             health = wrk(f"{base}/health", args.connections, args.seconds)
             single = wrk(base, args.connections, args.seconds, script, f"{run}s", "1")
             batched = wrk(base, 8, args.seconds, script, f"{run}b", "500")
+            # After the wrk phases: the tables are at least as large as the batched phase left
+            # them, and no request is running.
+            storage = floor.measure(database_url(data_dir), "bench", "bench", args.seconds)
         finally:
             stop(process)
     print(f"GET /health:           {health.rate:10,.0f} req/s  p50 {health.p50}  p99 {health.p99}")
@@ -199,7 +216,13 @@ def main() -> None:
         f"  p99 {batched.p99}  errors {batched.errors}"
     )
     print(
+        f"storage floor:         {storage.rate:10,.0f} events/s  (Postgres alone, 500-event"
+        f" batches at 8 connections; client CPU {storage.client_cpu / storage.seconds:.0%}"
+        f" of a core, {storage.retries} deadlock retries)"
+    )
+    print(
         f"single/health = {single.rate / health.rate:.2f} (goal >= 0.35); "
+        f"batched/floor = {batched.rate * 500 / storage.rate:.2f} (goal >= 0.6); "
         f"batched = {batched.rate * 500:,.0f} events/s (goal >= 50,000)"
     )
 

@@ -9,12 +9,11 @@ import msgspec
 
 from gamify.boards import encoding, keys
 from gamify.campaigns.compiled import CompiledCampaign
-from gamify.campaigns.windows import window_totals
+from gamify.campaigns.windows import WindowTotals
 
 log = logging.getLogger(__name__)
 
 Standing = tuple[int, datetime | None]  # points, when reached
-Timeline = list[tuple[datetime, int]]
 
 
 class BoardScore(msgspec.Struct, frozen=True):
@@ -62,17 +61,18 @@ def pair_changes(
     version: int,
     before: Standing,
     after: Standing,
-    timeline_before: Timeline,
-    timeline_after: Timeline,
+    totals_before: dict[str, WindowTotals],
+    totals_after: dict[str, WindowTotals],
 ) -> tuple[BoardUpdate | None, list[WindowRow]]:
-    """The board scores and window rows that moved between `before` and `after`."""
+    """The board scores and window rows that moved between `before` and `after`; the window
+    totals per board hold at least every period that may have changed."""
     scores: list[BoardScore] = []
     rows: list[WindowRow] = []
     if after != before and after[0] > 0:
         scores += _scored(compiled, keys.board(tenant, compiled.id), "campaign", None, after)
     for window in compiled.windows:
-        old = window_totals(window, timeline_before, compiled.zone)
-        new = window_totals(window, timeline_after, compiled.zone)
+        old = totals_before.get(window, {})
+        new = totals_after.get(window, {})
         for period in sorted(old.keys() | new.keys()):
             standing: Standing = new.get(period, (0, None))
             if old.get(period) == standing:

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import badges
-from gamify.boards.updates import BoardUpdate, Standing, Timeline, WindowRow, pair_changes
+from badges import storage
+from gamify.boards.updates import BoardUpdate, Standing, WindowRow, pair_changes
 from gamify.campaigns.compiled import CompiledCampaign
 from gamify.campaigns.credits import credit_id, reward_reason
-from gamify.campaigns.windows import WindowTotals, period_of, window_totals
-from gamify.events import store
-from gamify.events.store import AwardRow, OutboxRow, Pair, RewardRow, SavedProgress
+from gamify.campaigns.windows import period_of, window_totals
+from gamify.events import store, window_heads
+from gamify.events.store import (
+    AwardRow,
+    OutboxRow,
+    Pair,
+    RewardRow,
+    SavedProgress,
+    SegmentKey,
+    SegmentRow,
+)
 from gamify.events.wire import AwardOut, EventIn, ScoreOut
 from gamify.platform.db import Conn
 
@@ -39,9 +47,13 @@ async def fold(
     )
     locked = await store.lock(conn, tenant, pairs) if pairs else {}
     folding = Folding(tenant, locked, by_backfill)
+    wanted = folding.wanted(events, touched)
+    if wanted:
+        folding.attach(await store.segments(conn, tenant, wanted))
     for event, counted_in in zip(events, touched, strict=True):
         folding.apply(event, counted_in)
     updates, window_rows = folding.board_changes()
+    written, deleted = folding.segments()
     await store.write(
         conn,
         tenant,
@@ -50,6 +62,8 @@ async def fold(
         folding.outbox_rows(),
         window_rows,
         folding.rewards,
+        written,
+        deleted,
     )
     return folding, updates
 
@@ -60,27 +74,71 @@ class Folding:
     def __init__(self, tenant: str, locked: dict[Pair, store.Locked], by_backfill: bool) -> None:
         self.tenant = tenant
         self.by_backfill = by_backfill
+        # Heads only: the segments of a player's history are fetched when an event needs them
+        # (see badges.storage).
         self.states: dict[Pair, badges.PlayerState | None] = {
-            pair: badges.PlayerState.from_bytes(row.state) if row.state else None
-            for pair, row in locked.items()
+            pair: storage.load(row.state) if row.state else None for pair, row in locked.items()
         }
+        self.stored_windows = {pair: row.windows for pair, row in locked.items()}
         # What each written row's version becomes: one more than under the lock.
         self.versions = {pair: row.version + 1 for pair, row in locked.items()}
         self.compiled: dict[Pair, CompiledCampaign] = {}
         self.before: dict[Pair, Standing] = {}
         self.after: dict[Pair, Standing] = {}
-        self.timelines_before: dict[Pair, Timeline] = {}
-        self.timelines_after: dict[Pair, Timeline] = {}
-        self.totals: dict[tuple[Pair, str], WindowTotals] = {}
+        # Window board totals before and after the batch: every period of the player's
+        # timeline when the whole history is at hand, else the newest period, which is all an
+        # in-order event can change (see window_heads).
+        self.totals_before: dict[Pair, window_heads.Totals] = {}
+        self.totals_after: dict[Pair, window_heads.Totals] = {}
+        self.incremental: set[Pair] = set()
         # One row per (pair, badge): a badge awarded and then moved earlier within the same
         # request is written once, at its earliest time, credited to the event that granted it.
         self.award_rows: dict[tuple[Pair, str], AwardRow] = {}
         self.new_awards: set[tuple[Pair, str]] = set()
         self.awards_by_event: dict[str, list[AwardOut]] = defaultdict(list)
         self.rewards: list[RewardRow] = []  # credits owed by the badges awarded here
+        self.stored: dict[Pair, storage.Stored] = {}
+
+    def wanted(
+        self, events: list[EventIn], touched: list[list[CompiledCampaign]]
+    ) -> dict[Pair, storage.Wanted]:
+        """The segments each pair's events need before they are folded."""
+        batches: dict[Pair, list[badges.Event]] = defaultdict(list)
+        campaigns: dict[Pair, CompiledCampaign] = {}
+        for event, counted_in in zip(events, touched, strict=True):
+            for compiled in counted_in:
+                pair = Pair(compiled.id, event.player)
+                batches[pair].append(_engine_event(event))
+                campaigns[pair] = compiled
+        wanted: dict[Pair, storage.Wanted] = {}
+        for pair, batch in batches.items():
+            state = self.states.get(pair)
+            if state is None:
+                continue
+            compiled = campaigns[pair]
+            need = storage.wanted(compiled.engine, state, batch)
+            if need is None and not self._windows_known(pair, compiled, state):
+                need = storage.Wanted(None)
+            if need is not None:
+                wanted[pair] = need
+        return wanted
+
+    def _windows_known(
+        self, pair: Pair, compiled: CompiledCampaign, state: badges.PlayerState
+    ) -> bool:
+        """Whether the window totals can be followed without the whole history."""
+        if not compiled.windows or state.memo().whole():
+            return True
+        return window_heads.known(self.stored_windows[pair], compiled.windows) is not None
+
+    def attach(self, fetched: dict[Pair, list[bytes]]) -> None:
+        for pair, segments in fetched.items():
+            state = self.states.get(pair)
+            if state is not None:
+                storage.attach(state, segments)
 
     def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
-        engine_event = badges.Event(event.id, event.type, event.occurred_at, event.attributes)
+        engine_event = _engine_event(event)
         for compiled in touched:
             pair = Pair(compiled.id, event.player)
             if pair not in self.compiled:
@@ -92,6 +150,13 @@ class Folding:
             self.states[pair] = state
             self.before.setdefault(pair, (effects.score_before, effects.reached_at_before))
             self.after[pair] = (effects.score_after, effects.reached_at_after)
+            if pair in self.incremental and effects.score_after > effects.score_before:
+                window_heads.add(
+                    self.totals_after[pair],
+                    compiled.zone,
+                    event.occurred_at,
+                    effects.score_after - effects.score_before,
+                )
             for award in [*effects.awarded, *effects.moved]:
                 key = (pair, award.badge)
                 granted = self.award_rows.get(key)
@@ -131,20 +196,31 @@ class Folding:
                 )
 
     def _first_touch(self, pair: Pair, compiled: CompiledCampaign) -> None:
-        state = self.states.get(pair)
         self.compiled[pair] = compiled
-        if compiled.windows:
+        if not compiled.windows:
+            return
+        state = self.states.get(pair)
+        if state is not None and not state.memo().whole():
+            newest = window_heads.known(self.stored_windows[pair], compiled.windows)
+            assert newest is not None  # else `wanted` had the whole history fetched
+            self.incremental.add(pair)
+            self.totals_before[pair] = newest
+            self.totals_after[pair] = {board: dict(p) for board, p in newest.items()}
+        else:
             # `apply` changes the state in place: the timeline must be read first.
-            self.timelines_before[pair] = badges.points_timeline(compiled.engine, state)
+            self.totals_before[pair] = self._totals(pair, state)
 
-    def _timeline(self, pair: Pair) -> Timeline:
-        return badges.points_timeline(self.compiled[pair].engine, self.states.get(pair))
+    def _totals(self, pair: Pair, state: badges.PlayerState | None) -> window_heads.Totals:
+        compiled = self.compiled[pair]
+        timeline = badges.points_timeline(compiled.engine, state)
+        return {w: window_totals(w, timeline, compiled.zone) for w in compiled.windows}
 
     def board_changes(self) -> tuple[list[BoardUpdate], list[WindowRow]]:
         updates: list[BoardUpdate] = []
         rows: list[WindowRow] = []
         for pair, compiled in self.compiled.items():
-            after_timeline = self._timeline(pair) if compiled.windows else []
+            if compiled.windows and pair not in self.incremental:
+                self.totals_after[pair] = self._totals(pair, self.states.get(pair))
             update, windows = pair_changes(
                 self.tenant,
                 compiled,
@@ -152,10 +228,9 @@ class Folding:
                 self.versions[pair],
                 self.before[pair],
                 self.after[pair],
-                self.timelines_before.get(pair, []),
-                after_timeline,
+                self.totals_before.get(pair, {}),
+                self.totals_after.get(pair, {}),
             )
-            self.timelines_after[pair] = after_timeline
             if update is not None:
                 updates.append(update)
             rows += windows
@@ -167,27 +242,36 @@ class Folding:
         found = [ScoreOut(compiled.id, "campaign", self.after[pair][0])]
         for window in compiled.windows:
             period = period_of(window, event.occurred_at, compiled.zone)
-            totals = self._window_totals(pair, window, compiled.zone)
+            totals = self.totals_after.get(pair, {}).get(window, {})
             found.append(
                 ScoreOut(compiled.id, window, totals.get(period, (0, None))[0], period=period)
             )
         return found
 
-    def _window_totals(self, pair: Pair, window: str, zone: ZoneInfo) -> WindowTotals:
-        # Once per pair and window: a batch may hold many events of one player, and each
-        # walk covers the player's whole timeline.
-        key = (pair, window)
-        if key not in self.totals:
-            self.totals[key] = window_totals(window, self.timelines_after.get(pair, []), zone)
-        return self.totals[key]
+    def segments(self) -> tuple[list[SegmentRow], list[SegmentKey]]:
+        """The history segments to write and to delete (stores each state: call once)."""
+        written: list[SegmentRow] = []
+        deleted: list[SegmentKey] = []
+        for pair, state in self.states.items():
+            if state is None or pair not in self.after:
+                continue
+            stored = self.stored[pair] = storage.store(state)
+            written += [SegmentRow(pair, s.newest, s.count, s.data) for s in stored.written]
+            deleted += [SegmentKey(pair, key) for key in stored.deleted]
+        return written, deleted
 
     def saved(self) -> list[SavedProgress]:
         return [
             SavedProgress(
-                pair, state.to_bytes(), *self.after.get(pair, (0, None)), self.versions[pair]
+                pair,
+                self.stored[pair].head,
+                *self.after[pair],
+                self.versions[pair],
+                window_heads.encode(self.totals_after[pair])
+                if self.compiled[pair].windows
+                else None,
             )
-            for pair, state in self.states.items()
-            if state is not None and pair in self.after
+            for pair in self.stored
         ]
 
     def outbox_rows(self) -> list[OutboxRow]:
@@ -201,6 +285,10 @@ class Folding:
             )
             for key, award in self.award_rows.items()
         ]
+
+
+def _engine_event(event: EventIn) -> badges.Event:
+    return badges.Event(event.id, event.type, event.occurred_at, event.attributes)
 
 
 def _award_payload(award: AwardRow) -> dict[str, Any]:

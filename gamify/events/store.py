@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from badges import storage
+from badges.state import Key
 from gamify.boards.updates import WindowRow
 from gamify.campaigns.store import TENANT_GUARD
 from gamify.platform.db import Conn
@@ -53,14 +55,41 @@ GROUP BY e.id, e.payload_hash
 """
 # Batches travel as one JSON array each (see INSERT). One statement creates the missing
 # rows and locks all of them, walking the pairs in (campaign, player) order so that concurrent
-# writers queue instead of deadlocking; the no-op DO UPDATE takes the lock on existing rows.
+# writers queue instead of deadlocking: DO UPDATE locks an existing row, and its WHERE false
+# keeps it from writing a new version of the row (the state is written once, by WRITE).
 LOCK = """
 INSERT INTO progress (tenant_id, campaign_id, player_id, state)
 SELECT $1, p.campaign, p.player, '\\x'::bytea
 FROM json_to_recordset($2::text::json) AS p (campaign text, player text)
 ORDER BY p.campaign, p.player
-ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET state = progress.state
-RETURNING campaign_id, player_id, state, version
+ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET version = progress.version
+WHERE false
+"""
+# A statement of its own, after LOCK: its snapshot sees rows another writer created while LOCK
+# waited for them. LATERAL, so that each row is found through the primary key.
+HEADS = """
+SELECT p.campaign_id, p.player_id, p.state, p.version, p.windows
+FROM json_to_recordset($2::text::json) AS k (campaign text, player text)
+CROSS JOIN LATERAL (
+    SELECT * FROM progress p
+    WHERE p.tenant_id = $1 AND p.campaign_id = k.campaign AND p.player_id = k.player
+) p
+"""
+# The history segments a fold needs (see badges.storage.Wanted): per pair, oldest first, all
+# of them or as many as hold the facts asked for.
+SEGMENTS = """
+SELECT campaign_id, player_id, facts FROM (
+    SELECT s.campaign_id, s.player_id, s.newest_t, s.newest_id, s.facts, w.facts AS wanted,
+           sum(s.count) OVER (PARTITION BY s.campaign_id, s.player_id
+                              ORDER BY s.newest_t, s.newest_id) - s.count AS before
+    FROM json_to_recordset($2::text::json) AS w (campaign text, player text, facts bigint)
+    CROSS JOIN LATERAL (
+        SELECT * FROM progress_segments s
+        WHERE s.tenant_id = $1 AND s.campaign_id = w.campaign AND s.player_id = w.player
+    ) s
+) found
+WHERE wanted IS NULL OR before < wanted
+ORDER BY campaign_id, player_id, newest_t, newest_id
 """
 # Everything a folded batch writes, in one statement (one round trip instead of four); each
 # part travels as its own JSON array.
@@ -73,14 +102,33 @@ RETURNING campaign_id, player_id, state, version
 WRITE = """
 WITH saved AS (
     INSERT INTO progress AS p (tenant_id, campaign_id, player_id, state, score, reached_at,
-                               version)
-    SELECT $1, s.campaign, s.player, decode(s.state, 'base64'), s.score, s.reached_at, s.version
+                               version, windows)
+    SELECT $1, s.campaign, s.player, decode(s.state, 'base64'), s.score, s.reached_at, s.version,
+           decode(s.windows, 'base64')
     FROM json_to_recordset($2::text::json)
          AS s (campaign text, player text, state text, score bigint, reached_at timestamptz,
-               version bigint)
+               version bigint, windows text)
     ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE
     SET state = EXCLUDED.state, score = EXCLUDED.score, reached_at = EXCLUDED.reached_at,
-        version = EXCLUDED.version, updated_at = now()
+        version = EXCLUDED.version, windows = EXCLUDED.windows, updated_at = now()
+), sealed AS (
+    -- New segments, and those a late event or a compaction changed (same key: newest fact).
+    INSERT INTO progress_segments AS g (tenant_id, campaign_id, player_id, newest_t, newest_id,
+                                        count, facts)
+    SELECT $1, g.campaign, g.player, g.newest_t, g.newest_id, g.count, decode(g.facts, 'base64')
+    FROM json_to_recordset($7::text::json)
+         AS g (campaign text, player text, newest_t bigint, newest_id text, count int,
+               facts text)
+    ON CONFLICT (tenant_id, campaign_id, player_id, newest_t, newest_id) DO UPDATE
+    SET count = EXCLUDED.count, facts = EXCLUDED.facts
+), forgotten AS (
+    -- Segments folded whole into the checkpoint.
+    DELETE FROM progress_segments g
+    WHERE (g.tenant_id, g.campaign_id, g.player_id, g.newest_t, g.newest_id) IN (
+        SELECT $1, d.campaign, d.player, d.newest_t, d.newest_id
+        FROM json_to_recordset($8::text::json)
+             AS d (campaign text, player text, newest_t bigint, newest_id text)
+    )
 ), awarded AS (
     INSERT INTO awards AS a (tenant_id, campaign_id, player_id, badge_id, awarded_at,
                              first_awarded_at, points, event_id, by_backfill)
@@ -183,8 +231,9 @@ class Pair(msgspec.Struct, frozen=True, order=True):
 
 
 class Locked(msgspec.Struct, frozen=True):
-    state: bytes  # empty for a new row
+    state: bytes  # the engine state's head (see badges.storage); empty for a new row
     version: int  # moved by every write of the row (see migrations/0005)
+    windows: bytes | None  # see events.window_heads
 
 
 class SavedProgress(msgspec.Struct, frozen=True):
@@ -193,6 +242,19 @@ class SavedProgress(msgspec.Struct, frozen=True):
     score: int
     reached_at: datetime | None
     version: int
+    windows: bytes | None
+
+
+class SegmentRow(msgspec.Struct, frozen=True):
+    pair: Pair
+    newest: Key
+    count: int
+    facts: bytes
+
+
+class SegmentKey(msgspec.Struct, frozen=True):
+    pair: Pair
+    newest: Key
 
 
 class AwardRow(msgspec.Struct, frozen=True):
@@ -232,13 +294,29 @@ def _json(rows: list[Any]) -> str:
 
 
 async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, Locked]:
-    """Lock the progress rows of `pairs` (creating missing ones); returns their states."""
-    ordered = [{"campaign": p.campaign, "player": p.player} for p in sorted(set(pairs))]
-    rows = await conn.fetch(LOCK, tenant, _json(ordered))
+    """Lock the progress rows of `pairs` (creating missing ones); returns their heads."""
+    ordered = _json([{"campaign": p.campaign, "player": p.player} for p in sorted(set(pairs))])
+    await conn.execute(LOCK, tenant, ordered)
+    rows = await conn.fetch(HEADS, tenant, ordered)
     return {
-        Pair(r["campaign_id"], r["player_id"]): Locked(bytes(r["state"]), r["version"])
+        Pair(r["campaign_id"], r["player_id"]): Locked(
+            bytes(r["state"]), r["version"], None if r["windows"] is None else bytes(r["windows"])
+        )
         for r in rows
     }
+
+
+async def segments(
+    conn: Conn, tenant: str, wanted: dict[Pair, storage.Wanted]
+) -> dict[Pair, list[bytes]]:
+    """The history segments each pair wants, oldest first."""
+    asked = [
+        {"campaign": p.campaign, "player": p.player, "facts": w.facts} for p, w in wanted.items()
+    ]
+    found: dict[Pair, list[bytes]] = {pair: [] for pair in wanted}
+    for r in await conn.fetch(SEGMENTS, tenant, _json(asked)):
+        found[Pair(r["campaign_id"], r["player_id"])].append(bytes(r["facts"]))
+    return found
 
 
 async def write(
@@ -249,9 +327,11 @@ async def write(
     outbox: list[OutboxRow],
     windows: list[WindowRow],
     rewards: list[RewardRow],
+    written: list[SegmentRow],
+    deleted: list[SegmentKey],
 ) -> None:
-    """States and scores, awards, outbox rows, window scores and reward credits of one folded
-    batch."""
+    """States and scores, awards, outbox rows, window scores, reward credits and history
+    segments of one folded batch."""
     if not (saved or awards or outbox or windows):
         return
     await conn.execute(
@@ -262,7 +342,29 @@ async def write(
         _json([_outbox_row(r) for r in outbox]),
         _json([_window_row(r) for r in windows]),
         _json(rewards),
+        _json([_segment_row(g) for g in written]),
+        _json([_segment_key(d) for d in deleted]),
     )
+
+
+def _segment_row(g: SegmentRow) -> dict[str, Any]:
+    return {
+        "campaign": g.pair.campaign,
+        "player": g.pair.player,
+        "newest_t": g.newest[0],
+        "newest_id": g.newest[1],
+        "count": g.count,
+        "facts": g.facts,
+    }
+
+
+def _segment_key(d: SegmentKey) -> dict[str, Any]:
+    return {
+        "campaign": d.pair.campaign,
+        "player": d.pair.player,
+        "newest_t": d.newest[0],
+        "newest_id": d.newest[1],
+    }
 
 
 def _saved_row(s: SavedProgress) -> dict[str, Any]:
@@ -273,6 +375,7 @@ def _saved_row(s: SavedProgress) -> dict[str, Any]:
         "score": s.score,
         "reached_at": _utc(s.reached_at),
         "version": s.version,
+        "windows": s.windows,
     }
 
 
