@@ -5,6 +5,10 @@ passed (one pipelined read of the boards), and appends every player's messages t
 with one Function call each, pipelined: the call also publishes them to the player's shard
 channel, where any instance holding the player's sockets hears them (see fanout.py).
 
+Only the streams of a tenant's audience are written: the players who listened to `me` within
+the streams' retention, the only ones who can ever read or resume them. Who else a batch tells
+costs one pipelined read, so a write path without sockets pays next to nothing here.
+
 One task per instance keeps a player's messages from one instance in commit order. When Redis
 cannot be reached the messages are dropped, not retried: a move is news only while it is
 fresh, and the REST API holds the truth the app reloads (`recovered: false` never lies,
@@ -16,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -32,6 +38,11 @@ log = logging.getLogger(__name__)
 
 # Batches waiting beyond this mean Redis is far behind: the oldest are dropped, not hoarded.
 MAX_WAITING = 10_000
+
+
+class Listening(msgspec.Struct):
+    players: set[tuple[str, str]]  # (tenant, player) in the audience
+    tenants: set[str]  # tenants with an audience
 
 
 class Publisher:
@@ -103,15 +114,47 @@ class Publisher:
             for player, said in told.messages.items():
                 by_player[(tenant, player)] += said
             moves += [(tenant, move) for move in told.moves]
-        for (tenant, player), message in await self._overtaken(moves):
-            by_player[(tenant, player)].append(message)
+        # Only the audience's streams are written: no one else can ever read them.
+        listening = await self._listening(list(by_player), {tenant for tenant, _ in moves})
+        passed = await self._overtaken([(t, m) for t, m in moves if t in listening.tenants])
+        if passed:
+            listening.players |= (await self._listening([key for key, _ in passed], set())).players
+        for key, message in passed:
+            by_player[key].append(message)
+        told = {key: said for key, said in by_player.items() if said and key in listening.players}
         calls = [
             streams.push_args(tenant, player, [encode(m) for m in said])
-            for (tenant, player), said in by_player.items()
-            if said
+            for (tenant, player), said in told.items()
         ]
-        await streams.loading(self.redis, lambda: self._push(calls))
-        self.published += sum(len(said) for said in by_player.values())
+        if calls:
+            await streams.loading(self.redis, lambda: self._push(calls))
+        self.published += sum(len(said) for said in told.values())
+
+    async def _listening(self, players: list[tuple[str, str]], tenants: set[str]) -> Listening:
+        """Which of `players` are in their tenant's audience, and which of `tenants` have one."""
+        by_tenant: dict[str, list[str]] = defaultdict(list)
+        for tenant, player in players:
+            by_tenant[tenant].append(player)
+        if not by_tenant and not tenants:
+            return Listening(set(), set())
+        since = time.time() - streams.RETENTION_SECONDS
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, members in by_tenant.items():
+                pipe.zmscore(streams.audience(tenant), members)
+            for tenant in tenants:
+                pipe.zcount(streams.audience(tenant), since, "+inf")
+            replies = await pipe.execute()
+        found = Listening(set(), set())
+        for (tenant, members), scores in zip(by_tenant.items(), replies, strict=False):
+            found.players.update(
+                (tenant, player)
+                for player, score in zip(members, scores, strict=True)
+                if score is not None and score >= since
+            )
+        for tenant, count in zip(tenants, replies[len(by_tenant) :], strict=True):
+            if count:
+                found.tenants.add(tenant)
+        return found
 
     async def _push(self, calls: list[list[object]]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import defaultdict
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gamify.boards.batch import ReadBatcher
 from gamify.boards.names import DisplayNames
@@ -18,9 +21,15 @@ from gamify.live.protocol import Ping, encode
 from gamify.live.publisher import Publisher
 from gamify.live.watchers import Watches
 from gamify.platform import metrics
+from gamify.platform.cancellation import stop_if_cancelled
+
+log = logging.getLogger(__name__)
 
 IDLE_PING = 30.0  # a connection that sent nothing for this long is pinged
 SWEEP = 1.0  # how often sockets are checked: idle, stuck, or past their token's expiry
+# Listening players are counted in their tenant's audience again this often, well within the
+# retention after which a player leaves it (streams.RETENTION_SECONDS).
+ATTEND_EVERY = 3600.0
 _PING = encode(Ping()).decode()
 
 
@@ -74,6 +83,18 @@ class Live:
         await self.publisher.stop()
         await self.hub.stop()
 
+    async def _attend(self, wall: float) -> None:
+        listening: dict[str, list[str]] = defaultdict(list)
+        for connection in self.connections:
+            if connection.me and connection.principal.player is not None:
+                listening[connection.principal.tenant].append(connection.principal.player)
+        for tenant, players in listening.items():
+            try:
+                await streams.attend(self.redis, tenant, players, wall)
+            except RedisError:
+                stop_if_cancelled()
+                log.warning("the live audience was not refreshed: Redis unreachable")
+
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
         metrics.WEBSOCKET_CONNECTIONS.inc()
@@ -84,10 +105,15 @@ class Live:
             metrics.WEBSOCKET_CONNECTIONS.dec()
 
     async def _ping(self) -> None:
-        """Pings idle sockets and drops those whose client stopped reading."""
+        """Pings idle sockets and drops those whose client stopped reading; keeps the players
+        listening in their tenant's audience."""
+        attended = time.monotonic()
         while True:
             await asyncio.sleep(SWEEP)
             now, wall = time.monotonic(), time.time()
+            if now - attended >= ATTEND_EVERY:
+                attended = now
+                await self._attend(wall)
             for connection in list(self.connections):
                 if connection.stuck(now):
                     connection.abort()

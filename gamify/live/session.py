@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from litestar import WebSocket
 
-from gamify.live import protocol
+from gamify.live import protocol, streams
 from gamify.live.connection import SEND_TIMEOUT, Connection
 from gamify.live.protocol import Error, PingOp, Pong, Resume, Subscribe, Unsubscribe, encode
 from gamify.live.service import Live
@@ -95,10 +96,13 @@ async def _resume(live: Live, connection: Connection, after: int) -> None:
 
 
 async def _join(live: Live, connection: Connection) -> None:
-    if connection.principal.player is None:
+    player = connection.principal.player
+    if player is None:
         raise ApiError(400, "Bad Request", "`me` and `resume` take a player token")
     connection.hold()
     connection.me = True
+    # Before the channel is joined: the publisher writes the streams of the audience only.
+    await streams.attend(live.redis, connection.principal.tenant, [player], time.time())
     await live.hub.join(connection)
 
 

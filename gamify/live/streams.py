@@ -49,6 +49,26 @@ def channel(tenant: str, player: str) -> str:
     return f"{_tag(tenant, player)}:c"
 
 
+def audience(tenant: str) -> str:
+    """The players of `tenant` with a stream worth writing: those who listened to `me` within
+    the stream retention (scored by when they last did)."""
+    return f"live:{{{tenant}}}:audience"
+
+
+# A stream is kept this long after its last message (streams.lua), so a player who listened
+# this long ago can still resume; no one else ever will.
+RETENTION_SECONDS = 24 * 3600
+
+
+async def attend(redis: Redis, tenant: str, players: list[str], now: float) -> None:
+    """Count `players` in the audience from `now` (Unix seconds), and forget the players who
+    left it more than the retention ago."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(audience(tenant), dict.fromkeys(players, now))
+        pipe.zremrangebyscore(audience(tenant), "-inf", now - RETENTION_SECONDS)
+        await pipe.execute()
+
+
 def player_of(channel_name: bytes) -> tuple[str, str]:
     """(tenant, player) of a channel name that `channel` made."""
     inner = channel_name.decode()[len("live:{") : -len("}:c")]

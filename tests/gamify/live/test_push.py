@@ -169,6 +169,29 @@ async def test_resume_after_the_stream_lost_messages_is_not_recovered(
         assert [m["badge"] for m in got if m["type"] == "badge_awarded"] == ["d02"]
 
 
+async def test_only_players_who_listened_have_streams_written(
+    tenant: Tenant, servers: Servers
+) -> None:
+    """Given a player who listened to `me` and left, and one who never listened, when both
+    fly, then only the listener's messages are kept for a resume (the write path spends no
+    Redis work on streams no one can read)."""
+    token = await tenant.token("listener")
+    async with tenant.socket(token) as ws:
+        await subscribed_me(ws)
+    await tenant.fly(("listener", "D00"), ("stranger", "D00"))
+    redis = Redis.from_url(servers.redis_url)
+    try:
+        await _until(lambda: redis.xlen(streams.stream(tenant.id, "listener")), bool)
+        assert await redis.exists(streams.stream(tenant.id, "stranger")) == 0
+        assert await redis.zscore(streams.audience(tenant.id), "stranger") is None
+    finally:
+        await redis.aclose()
+    async with tenant.socket(token) as ws:
+        await ws.send(json.dumps({"op": "resume", "after": 0}))
+        got = await receive_until(ws, lambda m: m["type"] == "resumed")
+    assert [m["badge"] for m in got if m["type"] == "badge_awarded"] == ["d00"]
+
+
 async def test_watchers_get_increasing_versions_at_most_four_a_second(
     tenant: Tenant, service: Service
 ) -> None:
