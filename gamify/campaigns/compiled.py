@@ -29,9 +29,7 @@ class CompiledCampaign(msgspec.Struct, frozen=True):
     rewards: dict[str, tuple[int, str]]  # badge id -> (amount, unit) of its reward credit
 
     @classmethod
-    def build(
-        cls, campaign_id: str, version: int, parsed: Campaign, bits: int
-    ) -> CompiledCampaign:
+    def build(cls, campaign_id: str, version: int, parsed: Campaign, bits: int) -> CompiledCampaign:
         rules = parsed.rules
         closes_at = rules.ends_at + parsed.grace
         return cls(

@@ -124,11 +124,11 @@ class Publisher:
         told = {key: said for key, said in by_player.items() if said and key in listening.players}
         calls = [
             streams.push_args(tenant, player, [encode(m) for m in said])
-            for (tenant, player), said in told.items()
+            for (tenant, player), said in kept.items()
         ]
         if calls:
             await streams.loading(self.redis, lambda: self._push(calls))
-        self.published += sum(len(said) for said in told.values())
+        self.published += sum(len(said) for said in kept.values())
 
     async def _listening(self, players: list[tuple[str, str]], tenants: set[str]) -> Listening:
         """Which of `players` are in their tenant's audience, and which of `tenants` have one."""

@@ -22,6 +22,7 @@ from gamify.payouts.split import Allocation, Pool, Standing, allocate, parse_poo
 
 log = logging.getLogger(__name__)
 
+
 def pool_of(document: dict[str, Any]) -> Pool | None:
     prize_pool = document.get("prize_pool")
     return parse_pool(prize_pool) if prize_pool else None

@@ -36,9 +36,7 @@ async def health() -> Health:
     summary="Readiness: can take events (Postgres answers, every migration applied); "
     "`degraded` while Redis is away",
     responses={
-        503: ResponseSpec(
-            Problem, description="Why events cannot be taken", media_type=MEDIA_TYPE
-        )
+        503: ResponseSpec(Problem, description="Why events cannot be taken", media_type=MEDIA_TYPE)
     },
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Ready] | Response[Problem]:

@@ -25,7 +25,6 @@ HEADER = b"x-request-id"
 _SAFE = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
-
 def request_id_of(scope: Scope) -> str | None:
     state = scope.get("state")
     return state.get("request_id") if isinstance(state, dict) else None
