@@ -121,7 +121,7 @@ class Publisher:
             listening.players |= (await self._listening([key for key, _ in passed], set())).players
         for key, message in passed:
             by_player[key].append(message)
-        told = {key: said for key, said in by_player.items() if said and key in listening.players}
+        kept = {key: said for key, said in by_player.items() if said and key in listening.players}
         calls = [
             streams.push_args(tenant, player, [encode(m) for m in said])
             for (tenant, player), said in kept.items()
