@@ -63,7 +63,8 @@ memory traffic, not matching, was the larger part of a fold step.
 History cap
 -----------
 A state retains at most `HISTORY_CAP` (10,000) events per player and campaign (set another with
-`compile_rules(rules, history_cap=...)`). Past the cap, the oldest tenth is folded into a
+`compile_rules(rules, history_cap=...)`). Past the cap, the oldest events (a tenth of the cap,
+at most 64 at a time, so that no single event pays for a thousand) are folded into a
 checkpoint, the exact fold state at that instant, and forgotten; results stay exact, and a late
 event newer than the checkpoint is still refolded exactly. What weakens is the handling of a late
 event *older than the checkpoint*: it is folded in as if it had occurred at the checkpoint instant
@@ -78,6 +79,10 @@ quarter hours, which local days and weeks are).
 Storage. `PlayerState.to_bytes()` is MessagePack: each retained event keeps its id, instant,
 type and only the attributes the rules read, with the type and attribute names replaced by
 numbers from the compiled rules (about 30 bytes an event, ~3 KB for a player with 100 events).
+`badges.storage` stores a state in parts instead: a small head (accumulators, awards, score,
+checkpoint, the newest events) and immutable segments of older events. An event later than
+everything retained needs the head only, so its cost does not grow with the history; a late
+one, or compaction past the cap, needs segments, and `storage.wanted` says which.
 A state belongs to the rules it was folded with: `apply` raises ValueError for a state folded
 with different rules (campaign rules can only change before the start, when no state has counted
 anything).

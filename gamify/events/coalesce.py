@@ -6,6 +6,10 @@ queue their events here; a flusher takes everything queued, runs one `ingest` pe
 hands each request its own results. An idle server flushes a lone request at once, so nothing
 waits for a timer; under load, batches grow by themselves.
 
+Events are queued in lanes by player, each flushed one transaction at a time: transactions
+that shared players would lock the same rows and run one after the other anyway, holding a
+connection while they wait.
+
 If a shared transaction fails, each of its requests is retried alone, so that one request's
 failure can never become another's.
 """
@@ -46,6 +50,18 @@ class _Pending:
         self.future: asyncio.Future[list[EventResult]] = asyncio.get_running_loop().create_future()
 
 
+class _Lane:
+    """The queued events of one share of the players, flushed one transaction at a time: two
+    transactions of this process never wait on each other's player rows, so while one waits on
+    Postgres another folds."""
+
+    __slots__ = ("flushing", "queue")
+
+    def __init__(self) -> None:
+        self.queue: list[_Pending] = []
+        self.flushing = False
+
+
 class Coalescer:
     def __init__(
         self,
@@ -58,10 +74,8 @@ class Coalescer:
         self.pool = pool
         self.engines = engines
         self.boards = boards
-        self.parallel = max(1, parallel)
         self.clock = clock
-        self._queue: list[_Pending] = []
-        self._flushing = 0
+        self._lanes = [_Lane() for _ in range(max(1, parallel))]
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self._listeners: list[Listener] = []
 
@@ -71,36 +85,57 @@ class Coalescer:
         self._listeners.append(listener)
 
     async def submit(self, tenant: str, events: list[EventIn]) -> list[EventResult]:
+        """The results of `events`, in order. A request whose players fall in several lanes is
+        committed lane by lane; a replay of it answers each part as its first arrival did."""
+        parts = self._route(events)
+        if len(parts) == 1:
+            [lane] = parts
+            return await self._submit(self._lanes[lane], tenant, events)
+        answers = await asyncio.gather(
+            *(
+                self._submit(self._lanes[lane], tenant, [events[i] for i in indexes])
+                for lane, indexes in parts.items()
+            )
+        )
+        results: list[EventResult | None] = [None] * len(events)
+        for indexes, answer in zip(parts.values(), answers, strict=True):
+            for i, result in zip(indexes, answer, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _route(self, events: list[EventIn]) -> dict[int, list[int]]:
+        """Event indexes per lane: by player, but every occurrence of an id goes where its
+        first went, so that one transaction settles which occurrence counts."""
+        count = len(self._lanes)
+        lane_of_id: dict[str, int] = {}
+        parts: dict[int, list[int]] = defaultdict(list)
+        for i, event in enumerate(events):
+            lane = lane_of_id.get(event.id)
+            if lane is None:
+                lane = lane_of_id[event.id] = hash(event.player) % count
+            parts[lane].append(i)
+        return parts
+
+    async def _submit(self, lane: _Lane, tenant: str, events: list[EventIn]) -> list[EventResult]:
         pending = _Pending(tenant, events)
-        self._queue.append(pending)
-        if self._flushing < self.parallel:
-            self._flushing += 1
-            task = asyncio.get_running_loop().create_task(self._flush())
+        lane.queue.append(pending)
+        if not lane.flushing:
+            lane.flushing = True
+            task = asyncio.get_running_loop().create_task(self._flush(lane))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await pending.future
 
-    async def _flush(self) -> None:
+    async def _flush(self, lane: _Lane) -> None:
         try:
-            while self._queue:
-                taken = self._take()
+            while lane.queue:
+                taken = _take(lane.queue)
                 by_tenant: dict[str, list[_Pending]] = defaultdict(list)
                 for pending in taken:
                     by_tenant[pending.tenant].append(pending)
                 await asyncio.gather(*(self._run_group(t, group) for t, group in by_tenant.items()))
         finally:
-            self._flushing -= 1
-
-    def _take(self) -> list[_Pending]:
-        taken: list[_Pending] = []
-        count = 0
-        while self._queue and (
-            not taken or count + len(self._queue[0].events) <= MAX_EVENTS_PER_FLUSH
-        ):
-            pending = self._queue.pop(0)
-            taken.append(pending)
-            count += len(pending.events)
-        return taken
+            lane.flushing = False
 
     async def _run_group(self, tenant: str, group: list[_Pending]) -> None:
         events = [event for pending in group for event in pending.events]
@@ -145,6 +180,16 @@ class Coalescer:
     async def _once(self, tenant: str, events: list[EventIn]) -> Outcome:
         async with self.pool.acquire() as conn:
             return await ingest(conn, tenant, events, self.engines, self.clock())
+
+
+def _take(queue: list[_Pending]) -> list[_Pending]:
+    taken: list[_Pending] = []
+    count = 0
+    while queue and (not taken or count + len(queue[0].events) <= MAX_EVENTS_PER_FLUSH):
+        pending = queue.pop(0)
+        taken.append(pending)
+        count += len(pending.events)
+    return taken
 
 
 async def _retrying(attempt: Callable[[], Awaitable[Outcome]]) -> Outcome:

@@ -293,3 +293,19 @@ async def test_a_campaign_created_late_takes_the_events_already_reported(
     # and a replay afterwards changes nothing there
     [again] = await post_events(client, partner, first)
     assert again["status"] == "duplicate"
+
+
+async def test_a_request_spread_over_many_players_answers_in_order_and_settles_reused_ids(
+    client: AsyncTestClient[Litestar], partner: dict[str, str]
+) -> None:
+    """Events are folded in lanes by player: the answer still follows the request's order,
+    and an id sent twice for different players counts once, the first time."""
+    when = hours_ago(3)
+    events = [flight(f"pnr-{n}", f"p-{n}", "YVR", when) for n in range(40)]
+    events.insert(10, flight("pnr-3", "p-39", "YYC", when))  # pnr-3 again, another player
+    results = await post_events(client, partner, *events)
+    assert [r["id"] for r in results] == [e["id"] for e in events]
+    statuses = [r["status"] for r in results]
+    assert statuses == ["accepted"] * 10 + ["rejected"] + ["accepted"] * 30
+    assert results[10]["error"] == "this id was already used with a different payload"
+    assert all(r["awards"][0]["badge"] == "yvr" for r in results if r["status"] == "accepted")
