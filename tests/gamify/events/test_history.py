@@ -8,6 +8,7 @@ the progress row stays small, and the history lives in segments.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -70,15 +71,48 @@ def expected_windows(flights: list[dict[str, Any]]) -> dict[tuple[str, date], in
     return dict(totals)
 
 
+def scoring_campaign(**fields: Any) -> dict[str, Any]:
+    """Earn your wings, where every flight also scores a point (so every one is retained)."""
+    return earn_your_wings(**fields) | {
+        "scoring": [{"event": "flight.completed", "points": 1}],
+        "leaderboards": ["campaign", "daily", "weekly"],
+    }
+
+
+async def assert_folded_exactly(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    db: asyncpg.Connection,
+    flights: list[dict[str, Any]],
+    campaign: str = "earn-your-wings",
+) -> None:
+    """Score, badges and window totals of each player are those of the reference fold."""
+    by_player: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for flight in flights:
+        by_player[flight["player"]].append(flight)
+    for player, theirs in by_player.items():
+        [(score, badges)] = reference(theirs).values()
+        profile = (await client.get(f"/v1/players/{player}", headers=headers)).json()
+        standing = next(c for c in profile["campaigns"] if c["campaign"] == campaign)
+        assert standing["score"] == score + len(theirs), player
+        held = {b["badge"]: datetime.fromisoformat(b["awarded_at"]) for b in standing["badges"]}
+        assert held == badges, player
+        rows = await db.fetch(
+            "SELECT board, period, score FROM window_scores"
+            " WHERE campaign_id = $1 AND player_id = $2",
+            campaign,
+            player,
+        )
+        totals = {(r["board"], r["period"]): r["score"] for r in rows if r["score"]}
+        assert totals == expected_windows(theirs), player
+
+
 async def test_a_long_history_is_folded_exactly_and_stored_in_segments(
     client: AsyncTestClient[Litestar], db: asyncpg.Connection
 ) -> None:
     rng = random.Random(14)
     headers = bearer(await tenant_key(client, scopes=PARTNER))
-    campaign = earn_your_wings() | {
-        "scoring": [{"event": "flight.completed", "points": 1}],
-        "leaderboards": ["campaign", "daily", "weekly"],
-    }
+    campaign = scoring_campaign()
     assert (await client.post("/v1/campaigns", json=campaign, headers=headers)).status_code == 201
     start = datetime.now(UTC) - timedelta(days=28)
     flights = flights_of("frequent", rng, 180, start)
@@ -93,20 +127,7 @@ async def test_a_long_history_is_folded_exactly_and_stored_in_segments(
         sent += await post_batches(client, headers, [flight], rng)
     assert Counter(r["status"] for r in sent) == {"accepted": len(flights)}
 
-    [(score, badges)] = reference(flights).values()
-    profile = (await client.get("/v1/players/frequent", headers=headers)).json()
-    [standing] = profile["campaigns"]
-    assert standing["score"] == score + len(flights)
-    assert {
-        b["badge"]: datetime.fromisoformat(b["awarded_at"]) for b in standing["badges"]
-    } == badges
-
-    rows = await db.fetch(
-        "SELECT board, period, score FROM window_scores WHERE player_id = 'frequent'"
-    )
-    assert {(r["board"], r["period"]): r["score"] for r in rows if r["score"]} == (
-        expected_windows(flights)
-    )
+    await assert_folded_exactly(client, headers, db, flights)
 
     head = await db.fetchval("SELECT length(state) FROM progress WHERE player_id = 'frequent'")
     sealed = await db.fetchval(
@@ -114,3 +135,55 @@ async def test_a_long_history_is_folded_exactly_and_stored_in_segments(
     )
     assert len(flights) - SEGMENT < sealed <= len(flights)
     assert head < 2_000  # the head carries fewer than SEGMENT facts
+
+
+async def test_eight_clients_racing_with_long_shuffled_histories_fold_each_flight_once(
+    client: AsyncTestClient[Litestar], db: asyncpg.Connection
+) -> None:
+    """Late events on both sides of a race: each client sends every flight of six members
+    (120 each, in its own shuffled order and batching), so segments are fetched, rewritten
+    and sealed under contention; each flight is accepted once and folded once."""
+    rng = random.Random(8)
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    campaign = scoring_campaign()
+    assert (await client.post("/v1/campaigns", json=campaign, headers=headers)).status_code == 201
+    start = datetime.now(UTC) - timedelta(days=28)
+    flights = [f for n in range(6) for f in flights_of(f"m-{n}", rng, 120, start)]
+
+    async def one_client(seed: int) -> list[dict[str, Any]]:
+        mine = list(flights)
+        random.Random(seed).shuffle(mine)
+        return await post_batches(client, headers, mine, random.Random(seed))
+
+    outcomes = await asyncio.gather(*(one_client(seed) for seed in range(8)))
+    accepted = Counter(
+        r["id"] for results in outcomes for r in results if r["status"] == "accepted"
+    )
+    assert accepted == Counter({f["id"]: 1 for f in flights})
+    await assert_folded_exactly(client, headers, db, flights)
+
+
+async def test_a_campaign_created_after_a_long_history_takes_it_in(
+    client: AsyncTestClient[Litestar], db: asyncpg.Connection
+) -> None:
+    """The backfill folds a member's 150 stored flights into segments like the live path,
+    and the flights that arrive while it runs count once."""
+    rng = random.Random(3)
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    start = datetime.now(UTC) - timedelta(days=28)
+    flights = flights_of("loyal", rng, 170, start)
+    await post_batches(client, headers, flights[:150], rng)
+    retro = scoring_campaign(campaign_id="retro", starts_at=start - timedelta(days=1), days=60)
+    assert (await client.post("/v1/campaigns", json=retro, headers=headers)).status_code == 201
+    await post_batches(client, headers, flights[150:], rng)
+    for _ in range(100):  # the backfill runs in the background
+        pending = await db.fetchval("SELECT backfill_pending FROM campaigns WHERE id = 'retro'")
+        if not pending:
+            break
+        await asyncio.sleep(0.1)
+    assert not pending
+    await assert_folded_exactly(client, headers, db, flights, campaign="retro")
+    assert (
+        await db.fetchval("SELECT sum(count) FROM progress_segments WHERE campaign_id = 'retro'")
+        > len(flights) - SEGMENT
+    )
