@@ -36,7 +36,7 @@ from badges.times import to_us
 
 __all__ = ["SEGMENT", "Stored", "Wanted", "Written", "attach", "load", "store", "wanted"]
 
-SEGMENT = 32  # facts sealed at once: the head carries at most this many
+SEGMENT = 16  # facts sealed at once: the head carries at most this many
 SPLIT = 4  # a segment grown past SPLIT x SEGMENT by late events is written back split
 
 
