@@ -21,7 +21,7 @@ from badges.rules import Event
 from badges.state import Checkpoint, Fact, Held, Memo, PlayerState
 from badges.times import from_us, to_us
 
-__all__ = ["COMPACT_STEP", "apply", "current", "progress"]
+__all__ = ["COMPACT_STEP", "apply", "bucket", "current", "progress"]
 
 _QUARTER_HOUR = 15 * 60 * 1_000_000
 # The most events one compaction folds into the checkpoint (see `_compact`).
@@ -394,7 +394,7 @@ def _advance(run: _Run, fact: Fact) -> None:
 def _refold(run: _Run, facts: list[Fact]) -> None:
     """Insert late events into the history and refold the criteria they count for."""
     engine, state = run.engine, run.state
-    if not run.memo.whole():
+    if run.memo.gap is not None:
         raise _partial(state)
     checkpoint = state.checkpoint
     pending: set[int] = set()
@@ -535,14 +535,14 @@ def _compact(engine: Engine, state: PlayerState) -> None:
                 checkpoint.accs[index] = acc
         points = engine.score(kind, fact.attributes)
         if points:
-            _bucket(checkpoint.scored, fact.t, points)
+            bucket(checkpoint.scored, fact.t, points)
         if _key(fact) > (checkpoint.t, checkpoint.id):
             checkpoint.t, checkpoint.id = fact.t, fact.id
         known.pop(fact.id, None)
     state.checkpoint = checkpoint
 
 
-def _bucket(scored: list[tuple[int, int]], t: int, points: int) -> None:
+def bucket(scored: list[tuple[int, int]], t: int, points: int) -> None:
     """Scoring points of forgotten events, kept per quarter hour for leaderboard windows (every
     time zone offset in use is a multiple of 15 minutes, so local days and weeks split cleanly)."""
     if scored and scored[-1][0] // _QUARTER_HOUR == t // _QUARTER_HOUR:

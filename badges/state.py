@@ -68,6 +68,8 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
     # `badges.storage`): `facts` then holds only what follows them, unless they were attached.
     segmented: int = 0  # facts in sealed segments
     sealed: Key | None = None  # the newest sealed fact
+    # Chunks of the checkpoint's `scored` stored apart: it grows with the history forgotten.
+    ledger: int = 0
 
     @classmethod
     def empty(cls) -> PlayerState:
@@ -79,7 +81,8 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
         if self.segmented:
             memo: Memo | None = self.__dict__.get("_memo")
             if memo is not None and memo.whole():
-                return _encoder.encode(msgspec.structs.replace(self, segmented=0, sealed=None))
+                whole = msgspec.structs.replace(self, segmented=0, sealed=None, ledger=0)
+                return _encoder.encode(whole)
         return _encoder.encode(self)
 
     @classmethod
@@ -105,7 +108,17 @@ class Memo:
     """Ids of the retained history, and instants as datetimes (`reached` is reported before and
     after every call, and converting microseconds to a datetime costs as much as a fold step)."""
 
-    __slots__ = ("gap", "ids", "moments", "reached", "reached_at", "segments", "unloaded")
+    __slots__ = (
+        "gap",
+        "ids",
+        "ledger_base",
+        "ledger_loaded",
+        "moments",
+        "reached",
+        "reached_at",
+        "segments",
+        "unloaded",
+    )
 
     def __init__(self, state: PlayerState) -> None:
         # A dict of strings to None, not a set: the collector stops tracking such a dict, so a
@@ -123,10 +136,20 @@ class Memo:
         self.segments: list[Segment] = []
         self.unloaded = state.segmented
         self.gap: int | None = 0 if state.segmented else None
+        # The checkpoint's `scored` of a state decoded from bytes holds only what was added
+        # since, until its stored chunks are attached; `ledger_base` is what is stored.
+        self.ledger_loaded = not state.ledger
+        scored = state.checkpoint.scored if state.checkpoint is not None else []
+        self.ledger_base = ledger_mark(scored) if self.ledger_loaded else (0, None)
 
     def whole(self) -> bool:
-        """Whether every retained fact is in `facts`."""
-        return self.gap is None
+        """Whether every retained fact is in `facts`, and the whole checkpoint at hand."""
+        return self.gap is None and self.ledger_loaded
+
+
+def ledger_mark(scored: list[tuple[int, int]]) -> tuple[int, tuple[int, int] | None]:
+    """What tells a ledger changed: buckets are only appended, or the last one grows."""
+    return len(scored), scored[-1] if scored else None
 
 
 class Segment(msgspec.Struct, array_like=True, frozen=True, gc=False):

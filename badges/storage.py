@@ -29,9 +29,9 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from badges.compiled import Engine
-from badges.fold import COMPACT_STEP
+from badges.fold import COMPACT_STEP, bucket
 from badges.rules import Event
-from badges.state import Fact, Key, PlayerState, Segment
+from badges.state import Fact, Key, PlayerState, Segment, ledger_mark
 from badges.times import to_us
 
 __all__ = ["SEGMENT", "Stored", "Wanted", "Written", "attach", "load", "store", "wanted"]
@@ -41,9 +41,14 @@ SPLIT = 4  # a segment grown past SPLIT x SEGMENT by late events is written back
 
 
 class Wanted(msgspec.Struct, frozen=True):
-    """Segments to fetch, oldest first: until they hold `facts` facts, or all when None."""
+    """Segments to fetch, oldest first: until they hold `facts` facts, or all when None (and
+    then the ledger's chunks too)."""
 
     facts: int | None
+
+    @property
+    def whole(self) -> bool:
+        return self.facts is None
 
 
 class Written(msgspec.Struct, frozen=True):
@@ -56,6 +61,11 @@ class Stored(msgspec.Struct, frozen=True):
     head: bytes
     written: list[Written]  # new or rewritten segments
     deleted: list[Key]  # segments whose facts all went into the checkpoint
+    # The checkpoint's scoring points per quarter hour (see `fold.bucket`), stored apart in
+    # numbered chunks, since it grows with the history forgotten: chunks to write, and the
+    # first number of those to delete (None: none).
+    ledger: dict[int, bytes] = {}
+    ledger_cut: int | None = None
 
 
 def load(head: bytes) -> PlayerState:
@@ -66,7 +76,7 @@ def load(head: bytes) -> PlayerState:
 def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wanted | None:
     """The segments `apply(engine, state, events)` needs attached first, or None."""
     memo = state.memo()
-    if memo.gap is None:
+    if memo.whole():
         return None
     newest = _newest(state)
     types = engine.types
@@ -76,6 +86,8 @@ def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wante
         late = newest is not None and (to_us(event.occurred_at), event.id) <= newest
         if late and event.type in types:
             return Wanted(None)
+    if memo.gap is None:  # only the ledger is apart, and only a late event reads it
+        return None
     cap = engine.history_cap
     retained = len(state.facts) + memo.unloaded
     if retained + count <= cap:
@@ -85,9 +97,12 @@ def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wante
     return Wanted(excess) if excess > memo.gap else None
 
 
-def attach(state: PlayerState, segments: Sequence[bytes]) -> None:
-    """Hand over fetched segments, as `wanted` asked for them (oldest first)."""
+def attach(state: PlayerState, segments: Sequence[bytes], ledger: Sequence[bytes] = ()) -> None:
+    """Hand over fetched segments, as `wanted` asked for them (oldest first), and when it
+    asked for all of them, the ledger's chunks in order."""
     memo = state.memo()
+    if ledger and not memo.ledger_loaded and state.checkpoint is not None:
+        _attach_ledger(state, ledger)
     known = {segment.newest for segment in memo.segments}
     added: list[Fact] = []
     for data in segments:
@@ -105,6 +120,39 @@ def attach(state: PlayerState, segments: Sequence[bytes]) -> None:
     # Two sorted runs: the sort merges them in linear time.
     state.facts = sorted(added + state.facts) if state.facts else sorted(added)
     memo.gap = None if memo.unloaded <= 0 else sum(s.count for s in memo.segments)
+
+
+def _attach_ledger(state: PlayerState, chunks: Sequence[bytes]) -> None:
+    assert state.checkpoint is not None
+    memo = state.memo()
+    stored: list[tuple[int, int]] = []
+    for chunk in chunks:
+        for t, points in _ledger_decoder.decode(chunk):
+            bucket(stored, t, points)  # a chunk's first may share its quarter hour
+    memo.ledger_base = ledger_mark(stored)
+    for t, points in state.checkpoint.scored:  # added since the head was loaded
+        bucket(stored, t, points)
+    state.checkpoint.scored = stored
+    memo.ledger_loaded = True
+
+
+def _store_ledger(state: PlayerState) -> tuple[dict[int, bytes], int | None]:
+    """The ledger chunks to write and the first to delete; empties the in-memory ledger of a
+    state left as if loaded."""
+    memo, checkpoint = state.memo(), state.checkpoint
+    if checkpoint is None:
+        return {}, None
+    scored = checkpoint.scored
+    if not memo.ledger_loaded:  # only what was added since the head was loaded
+        if not scored:
+            return {}, None
+        state.ledger += 1
+        return {state.ledger - 1: _ledger_encoder.encode(scored)}, None
+    if ledger_mark(scored) == memo.ledger_base:
+        return {}, None
+    memo.ledger_base = ledger_mark(scored)
+    state.ledger = 1
+    return {0: _ledger_encoder.encode(scored)}, 1
 
 
 def store(state: PlayerState, segment: int = SEGMENT) -> Stored:
@@ -141,16 +189,24 @@ def store(state: PlayerState, segment: int = SEGMENT) -> Stored:
     sealed = state.sealed
     if kept and (sealed is None or kept[-1].newest > sealed):
         sealed = kept[-1].newest
+    ledger, ledger_cut = _store_ledger(state)
+    checkpoint = state.checkpoint
+    if checkpoint is not None and state.ledger:
+        checkpoint = msgspec.structs.replace(checkpoint, scored=[])
     head = msgspec.structs.replace(
-        state, facts=tail, segmented=segmented, sealed=sealed if segmented else None
+        state,
+        facts=tail,
+        segmented=segmented,
+        sealed=sealed if segmented else None,
+        checkpoint=checkpoint,
     )
     state.segmented, state.sealed = head.segmented, head.sealed
-    if memo.gap is None:
+    if memo.gap is None and memo.ledger_loaded:
         memo.segments = kept
-    else:
-        state.facts = tail
+    else:  # left as if loaded from the new head
+        state.facts, state.checkpoint = tail, checkpoint
         state.__dict__.pop("_memo")
-    return Stored(_head_encoder.encode(head), written, deleted)
+    return Stored(_head_encoder.encode(head), written, deleted, ledger, ledger_cut)
 
 
 def _seal(chunk: list[Fact], written: list[Written]) -> Segment:
@@ -183,3 +239,5 @@ def _newest_of(segment: Segment) -> Key:
 
 _head_encoder = _segment_encoder = msgspec.msgpack.Encoder()
 _segment_decoder = msgspec.msgpack.Decoder(list[Fact])
+_ledger_encoder = msgspec.msgpack.Encoder()
+_ledger_decoder = msgspec.msgpack.Decoder(list[tuple[int, int]])

@@ -18,6 +18,8 @@ from gamify.campaigns.windows import period_of, window_totals
 from gamify.events import store, window_heads
 from gamify.events.store import (
     AwardRow,
+    LedgerChunk,
+    LedgerCut,
     OutboxRow,
     Pair,
     RewardRow,
@@ -49,11 +51,11 @@ async def fold(
     folding = Folding(tenant, locked, by_backfill)
     wanted = folding.wanted(events, touched)
     if wanted:
-        folding.attach(await store.segments(conn, tenant, wanted))
+        folding.attach(await store.history(conn, tenant, wanted))
     for event, counted_in in zip(events, touched, strict=True):
         folding.apply(event, counted_in)
     updates, window_rows = folding.board_changes()
-    written, deleted = folding.segments()
+    written, deleted, ledgers, cuts = folding.segments()
     await store.write(
         conn,
         tenant,
@@ -64,6 +66,8 @@ async def fold(
         folding.rewards,
         written,
         deleted,
+        ledgers,
+        cuts,
     )
     return folding, updates
 
@@ -131,11 +135,11 @@ class Folding:
             return True
         return window_heads.known(self.stored_windows[pair], compiled.windows) is not None
 
-    def attach(self, fetched: dict[Pair, list[bytes]]) -> None:
-        for pair, segments in fetched.items():
+    def attach(self, fetched: dict[Pair, store.History]) -> None:
+        for pair, history in fetched.items():
             state = self.states.get(pair)
             if state is not None:
-                storage.attach(state, segments)
+                storage.attach(state, history.segments, history.ledger)
 
     def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
         engine_event = _engine_event(event)
@@ -248,17 +252,28 @@ class Folding:
             )
         return found
 
-    def segments(self) -> tuple[list[SegmentRow], list[SegmentKey]]:
-        """The history segments to write and to delete (stores each state: call once)."""
+    def segments(
+        self,
+    ) -> tuple[list[SegmentRow], list[SegmentKey], list[LedgerChunk], list[LedgerCut]]:
+        """The history segments and ledger chunks to write and to delete (stores each state:
+        call once)."""
         written: list[SegmentRow] = []
         deleted: list[SegmentKey] = []
+        ledgers: list[LedgerChunk] = []
+        cuts: list[LedgerCut] = []
         for pair, state in self.states.items():
             if state is None or pair not in self.after:
                 continue
             stored = self.stored[pair] = storage.store(state)
             written += [SegmentRow(pair, s.newest, s.count, s.data) for s in stored.written]
             deleted += [SegmentKey(pair, key) for key in stored.deleted]
-        return written, deleted
+            ledgers += [
+                LedgerChunk(pair.campaign, pair.player, n, data)
+                for n, data in stored.ledger.items()
+            ]
+            if stored.ledger_cut is not None:
+                cuts.append(LedgerCut(pair.campaign, pair.player, stored.ledger_cut))
+        return written, deleted, ledgers, cuts
 
     def saved(self) -> list[SavedProgress]:
         return [

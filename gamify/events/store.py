@@ -53,27 +53,29 @@ LEFT JOIN awards a ON a.tenant_id = e.tenant_id AND a.event_id = e.id AND NOT a.
 WHERE e.tenant_id = $1 AND e.id = ANY($2::text[])
 GROUP BY e.id, e.payload_hash
 """
-# Batches travel as one JSON array each (see INSERT). One statement creates the missing
-# rows and locks all of them, walking the pairs in (campaign, player) order so that concurrent
-# writers queue instead of deadlocking: DO UPDATE locks an existing row, and its WHERE false
-# keeps it from writing a new version of the row (the state is written once, by WRITE).
-LOCK = """
-INSERT INTO progress (tenant_id, campaign_id, player_id, state)
-SELECT $1, p.campaign, p.player, '\\x'::bytea
-FROM json_to_recordset($2::text::json) AS p (campaign text, player text)
-ORDER BY p.campaign, p.player
-ON CONFLICT (tenant_id, campaign_id, player_id) DO UPDATE SET version = progress.version
-WHERE false
-"""
-# A statement of its own, after LOCK: its snapshot sees rows another writer created while LOCK
-# waited for them. LATERAL, so that each row is found through the primary key.
+# Batches travel as one JSON array each (see INSERT). The progress rows of a batch's pairs are
+# locked, and their heads read, walking the pairs in (campaign, player) order so that
+# concurrent writers queue instead of deadlocking (LATERAL: each row is found through the
+# primary key, and locked in that order). Rows still missing are then created, locked by
+# their insert; one another writer created meanwhile is locked by a last HEADS of its own,
+# whose snapshot sees it. A conflict among three writers over new rows can still deadlock:
+# Postgres detects it, and the coalescer retries.
 HEADS = """
 SELECT p.campaign_id, p.player_id, p.state, p.version, p.windows
 FROM json_to_recordset($2::text::json) AS k (campaign text, player text)
 CROSS JOIN LATERAL (
     SELECT * FROM progress p
     WHERE p.tenant_id = $1 AND p.campaign_id = k.campaign AND p.player_id = k.player
+    FOR UPDATE
 ) p
+"""
+CREATE = """
+INSERT INTO progress (tenant_id, campaign_id, player_id, state)
+SELECT $1, p.campaign, p.player, '\\x'::bytea
+FROM json_to_recordset($2::text::json) AS p (campaign text, player text)
+ORDER BY p.campaign, p.player
+ON CONFLICT (tenant_id, campaign_id, player_id) DO NOTHING
+RETURNING campaign_id, player_id
 """
 # The history segments a fold needs (see badges.storage.Wanted): per pair, oldest first, all
 # of them or as many as hold the facts asked for.
@@ -90,6 +92,16 @@ SELECT campaign_id, player_id, facts FROM (
 ) found
 WHERE wanted IS NULL OR before < wanted
 ORDER BY campaign_id, player_id, newest_t, newest_id
+"""
+# The chunks of the checkpoint ledgers a refold needs (see badges.storage.Stored.ledger).
+LEDGERS = """
+SELECT l.campaign_id, l.player_id, l.buckets
+FROM json_to_recordset($2::text::json) AS w (campaign text, player text)
+CROSS JOIN LATERAL (
+    SELECT * FROM progress_ledgers l
+    WHERE l.tenant_id = $1 AND l.campaign_id = w.campaign AND l.player_id = w.player
+) l
+ORDER BY l.campaign_id, l.player_id, l.chunk
 """
 # Everything a folded batch writes, in one statement (one round trip instead of four); each
 # part travels as its own JSON array.
@@ -121,6 +133,19 @@ WITH saved AS (
                facts text)
     ON CONFLICT (tenant_id, campaign_id, player_id, newest_t, newest_id) DO UPDATE
     SET count = EXCLUDED.count, facts = EXCLUDED.facts
+), cut AS (
+    -- A ledger written again whole: its chunks from `first` on go.
+    DELETE FROM progress_ledgers l
+    USING json_to_recordset($10::text::json) AS c (campaign text, player text, first int)
+    WHERE l.tenant_id = $1 AND l.campaign_id = c.campaign AND l.player_id = c.player
+      AND l.chunk >= c.first
+), ledgered AS (
+    INSERT INTO progress_ledgers AS l (tenant_id, campaign_id, player_id, chunk, buckets)
+    SELECT $1, n.campaign, n.player, n.chunk, decode(n.buckets, 'base64')
+    FROM json_to_recordset($9::text::json)
+         AS n (campaign text, player text, chunk int, buckets text)
+    ON CONFLICT (tenant_id, campaign_id, player_id, chunk) DO UPDATE
+    SET buckets = EXCLUDED.buckets
 ), forgotten AS (
     -- Segments folded whole into the checkpoint.
     DELETE FROM progress_segments g
@@ -257,6 +282,26 @@ class SegmentKey(msgspec.Struct, frozen=True):
     newest: Key
 
 
+class LedgerChunk(msgspec.Struct, frozen=True):
+    campaign: str
+    player: str
+    chunk: int
+    buckets: bytes
+
+
+class LedgerCut(msgspec.Struct, frozen=True):
+    campaign: str
+    player: str
+    first: int
+
+
+class History(msgspec.Struct, frozen=True):
+    """What a fold fetched of a pair's stored history."""
+
+    segments: list[bytes]
+    ledger: list[bytes]
+
+
 class AwardRow(msgspec.Struct, frozen=True):
     pair: Pair
     badge: str
@@ -295,9 +340,21 @@ def _json(rows: list[Any]) -> str:
 
 async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, Locked]:
     """Lock the progress rows of `pairs` (creating missing ones); returns their heads."""
-    ordered = _json([{"campaign": p.campaign, "player": p.player} for p in sorted(set(pairs))])
-    await conn.execute(LOCK, tenant, ordered)
-    rows = await conn.fetch(HEADS, tenant, ordered)
+    ordered = sorted(set(pairs))
+    locked = await _heads(conn, tenant, ordered)
+    missing = [pair for pair in ordered if pair not in locked]
+    if missing:
+        rows = await conn.fetch(CREATE, tenant, _pairs_json(missing))
+        for r in rows:
+            locked[Pair(r["campaign_id"], r["player_id"])] = Locked(b"", 0, None)
+        raced = [pair for pair in missing if pair not in locked]
+        if raced:
+            locked |= await _heads(conn, tenant, raced)
+    return locked
+
+
+async def _heads(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, Locked]:
+    rows = await conn.fetch(HEADS, tenant, _pairs_json(pairs))
     return {
         Pair(r["campaign_id"], r["player_id"]): Locked(
             bytes(r["state"]), r["version"], None if r["windows"] is None else bytes(r["windows"])
@@ -306,16 +363,25 @@ async def lock(conn: Conn, tenant: str, pairs: list[Pair]) -> dict[Pair, Locked]
     }
 
 
-async def segments(
+def _pairs_json(pairs: list[Pair]) -> str:
+    return _json([{"campaign": p.campaign, "player": p.player} for p in pairs])
+
+
+async def history(
     conn: Conn, tenant: str, wanted: dict[Pair, storage.Wanted]
-) -> dict[Pair, list[bytes]]:
-    """The history segments each pair wants, oldest first."""
+) -> dict[Pair, History]:
+    """The history segments each pair wants, oldest first, and for a pair that wants them all,
+    its ledger's chunks in order."""
     asked = [
         {"campaign": p.campaign, "player": p.player, "facts": w.facts} for p, w in wanted.items()
     ]
-    found: dict[Pair, list[bytes]] = {pair: [] for pair in wanted}
+    found = {pair: History([], []) for pair in wanted}
     for r in await conn.fetch(SEGMENTS, tenant, _json(asked)):
-        found[Pair(r["campaign_id"], r["player_id"])].append(bytes(r["facts"]))
+        found[Pair(r["campaign_id"], r["player_id"])].segments.append(bytes(r["facts"]))
+    whole = [{"campaign": p.campaign, "player": p.player} for p, w in wanted.items() if w.whole]
+    if whole:
+        for r in await conn.fetch(LEDGERS, tenant, _json(whole)):
+            found[Pair(r["campaign_id"], r["player_id"])].ledger.append(bytes(r["buckets"]))
     return found
 
 
@@ -329,6 +395,8 @@ async def write(
     rewards: list[RewardRow],
     written: list[SegmentRow],
     deleted: list[SegmentKey],
+    ledgers: list[LedgerChunk],
+    cuts: list[LedgerCut],
 ) -> None:
     """States and scores, awards, outbox rows, window scores, reward credits and history
     segments of one folded batch."""
@@ -344,6 +412,8 @@ async def write(
         _json(rewards),
         _json([_segment_row(g) for g in written]),
         _json([_segment_key(d) for d in deleted]),
+        _json(ledgers),
+        _json(cuts),
     )
 
 

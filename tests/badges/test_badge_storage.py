@@ -12,7 +12,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from badges import Effects, Engine, Event, PlayerState, apply, compile_rules, storage
+from badges import (
+    Effects,
+    Engine,
+    Event,
+    PlayerState,
+    apply,
+    compile_rules,
+    points_timeline,
+    storage,
+)
 from badges.state import Key
 from tests.badges.badge_kit import at, badge, campaign
 from tests.badges.badge_reference import outcome
@@ -31,6 +40,7 @@ class Shelf:
 
     def __init__(self) -> None:
         self.segments: dict[Key, tuple[int, bytes]] = {}
+        self.ledger: dict[int, bytes] = {}
         self.fetches = 0
 
     def keep(self, stored: storage.Stored) -> None:
@@ -38,6 +48,12 @@ class Shelf:
             self.segments[segment.newest] = (segment.count, segment.data)
         for key in stored.deleted:
             del self.segments[key]
+        if stored.ledger_cut is not None:
+            self.ledger = {n: c for n, c in self.ledger.items() if n < stored.ledger_cut}
+        self.ledger |= stored.ledger
+
+    def chunks(self) -> list[bytes]:
+        return [self.ledger[n] for n in sorted(self.ledger)]
 
     def fetch(self, wanted: storage.Wanted) -> list[bytes]:
         self.fetches += 1
@@ -61,7 +77,8 @@ def stored_run(
     for batch in batches:
         state = None if head is None else storage.load(head)
         if state is not None and (wanted := storage.wanted(engine, state, batch)) is not None:
-            storage.attach(state, shelf.fetch(wanted))
+            ledger = shelf.chunks() if wanted.facts is None else []
+            storage.attach(state, shelf.fetch(wanted), ledger)
         state, effects = apply(engine, state, batch)
         reports.append(effects)
         stored = storage.store(state, segment)
@@ -71,7 +88,7 @@ def stored_run(
     if head is None:
         return None, reports
     state = storage.load(head)
-    storage.attach(state, [data for _, (_, data) in sorted(shelf.segments.items())])
+    storage.attach(state, [data for _, (_, data) in sorted(shelf.segments.items())], shelf.chunks())
     return state, reports
 
 
@@ -95,7 +112,7 @@ def whole(state: PlayerState | None) -> bytes:
     """The state's meaning, without where its facts are kept."""
     if state is None:
         return b""
-    return msgspec.json.encode(msgspec.structs.replace(state, segmented=0, sealed=None))
+    return msgspec.json.encode(msgspec.structs.replace(state, segmented=0, sealed=None, ledger=0))
 
 
 @SETTINGS
@@ -158,6 +175,15 @@ def test_a_history_past_the_cap_fetches_only_its_oldest_segments() -> None:
     assert len(fetched) == len(range(101, 301, 11))
     assert max(fetched) <= 3
     assert sum(count for count, _ in shelf.segments.values()) <= 100
+    # The points of forgotten events are kept apart from the head, and add up.
+    assert shelf.ledger and head is not None
+    assert len(head) < 600
+    state = storage.load(head)
+    storage.attach(state, [d for _, (_, d) in sorted(shelf.segments.items())], shelf.chunks())
+    in_memory: PlayerState | None = None
+    for event in events:  # the same compactions as the stored run's
+        in_memory, _ = apply(engine, in_memory, [event], progress=False)
+    assert points_timeline(engine, state) == points_timeline(engine, in_memory)
 
 
 def test_a_late_event_without_the_segments_attached_is_refused() -> None:

@@ -20,6 +20,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from badges import HISTORY_CAP
 from badges.storage import SEGMENT
 from tests.gamify.support import (
     DESTINATIONS,
@@ -187,3 +188,36 @@ async def test_a_campaign_created_after_a_long_history_takes_it_in(
         await db.fetchval("SELECT sum(count) FROM progress_segments WHERE campaign_id = 'retro'")
         > len(flights) - SEGMENT
     )
+
+
+async def test_past_the_history_cap_late_events_newer_than_the_checkpoint_stay_exact(
+    client: AsyncTestClient[Litestar], db: asyncpg.Connection
+) -> None:
+    """A member past the 10,000-event cap: the oldest events are folded into the checkpoint
+    (their window points kept apart from the head, in the ledger), the head stays small, and
+    late events newer than the checkpoint still give exactly the reference's windows."""
+    rng = random.Random(10_000)
+    headers = bearer(await tenant_key(client, scopes=PARTNER))
+    start = datetime.now(UTC) - timedelta(days=25)
+    campaign = scoring_campaign(starts_at=start - timedelta(days=1))
+    assert (await client.post("/v1/campaigns", json=campaign, headers=headers)).status_code == 201
+    flights = [
+        {
+            "id": f"s-{i:05d}",
+            "player": "regular",
+            "type": "flight.completed",
+            "occurred_at": (start + timedelta(minutes=3 * i)).isoformat(),
+            "attributes": {"destination": DESTINATIONS[i % 7]},
+        }
+        for i in range(HISTORY_CAP + 400)
+    ]
+    late = rng.sample(flights[-300:], 12)
+    in_order = [f for f in flights if f not in late]
+    for at in range(0, len(in_order), 500):
+        await post_batches(client, headers, in_order[at : at + 500], rng)
+    await post_batches(client, headers, late, rng)
+
+    await assert_folded_exactly(client, headers, db, flights)
+    head = await db.fetchval("SELECT length(state) FROM progress WHERE player_id = 'regular'")
+    chunks = await db.fetchval("SELECT count(*) FROM progress_ledgers WHERE player_id = 'regular'")
+    assert head < 2_000 and chunks >= 1
