@@ -265,14 +265,14 @@ class Folding:
             if state is None or pair not in self.after:
                 continue
             stored = self.stored[pair] = storage.store(state)
-            written += [SegmentRow(pair, s.newest, s.count, s.data) for s in stored.written]
-            deleted += [SegmentKey(pair, key) for key in stored.deleted]
-            ledgers += [
-                LedgerChunk(pair.campaign, pair.player, n, data)
-                for n, data in stored.ledger.items()
+            campaign, player = pair.campaign, pair.player
+            written += [
+                SegmentRow(campaign, player, *s.newest, s.count, s.data) for s in stored.written
             ]
+            deleted += [SegmentKey(campaign, player, *key) for key in stored.deleted]
+            ledgers += [LedgerChunk(campaign, player, n, data) for n, data in stored.ledger.items()]
             if stored.ledger_cut is not None:
-                cuts.append(LedgerCut(pair.campaign, pair.player, stored.ledger_cut))
+                cuts.append(LedgerCut(campaign, player, stored.ledger_cut))
         return written, deleted, ledgers, cuts
 
     def saved(self) -> list[SavedProgress]:

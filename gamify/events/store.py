@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 
 from badges import storage
-from badges.state import Key
 from gamify.boards.updates import WindowRow
 from gamify.campaigns.store import TENANT_GUARD
 from gamify.platform.db import Conn
@@ -271,15 +270,19 @@ class SavedProgress(msgspec.Struct, frozen=True):
 
 
 class SegmentRow(msgspec.Struct, frozen=True):
-    pair: Pair
-    newest: Key
+    campaign: str
+    player: str
+    newest_t: int  # the segment's key: its newest fact (see badges.storage)
+    newest_id: str
     count: int
     facts: bytes
 
 
 class SegmentKey(msgspec.Struct, frozen=True):
-    pair: Pair
-    newest: Key
+    campaign: str
+    player: str
+    newest_t: int
+    newest_id: str
 
 
 class LedgerChunk(msgspec.Struct, frozen=True):
@@ -410,31 +413,11 @@ async def write(
         _json([_outbox_row(r) for r in outbox]),
         _json([_window_row(r) for r in windows]),
         _json(rewards),
-        _json([_segment_row(g) for g in written]),
-        _json([_segment_key(d) for d in deleted]),
+        _json(written),
+        _json(deleted),
         _json(ledgers),
         _json(cuts),
     )
-
-
-def _segment_row(g: SegmentRow) -> dict[str, Any]:
-    return {
-        "campaign": g.pair.campaign,
-        "player": g.pair.player,
-        "newest_t": g.newest[0],
-        "newest_id": g.newest[1],
-        "count": g.count,
-        "facts": g.facts,
-    }
-
-
-def _segment_key(d: SegmentKey) -> dict[str, Any]:
-    return {
-        "campaign": d.pair.campaign,
-        "player": d.pair.player,
-        "newest_t": d.newest[0],
-        "newest_id": d.newest[1],
-    }
 
 
 def _saved_row(s: SavedProgress) -> dict[str, Any]:

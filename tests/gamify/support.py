@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,31 @@ async def post_batches(
         results += response.json()["results"]
         i += size
     return results
+
+
+async def racing(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    flights: list[dict[str, Any]],
+    clients: int = 8,
+) -> list[list[dict[str, Any]]]:
+    """Every client sends all the flights, each in its own shuffled order and batching, at
+    once; returns each client's results."""
+
+    async def one_client(seed: int) -> list[dict[str, Any]]:
+        mine = list(flights)
+        random.Random(seed).shuffle(mine)
+        return await post_batches(client, headers, mine, random.Random(seed))
+
+    return list(await asyncio.gather(*(one_client(seed) for seed in range(clients))))
+
+
+def accepted_once(outcomes: list[list[dict[str, Any]]], flights: list[dict[str, Any]]) -> bool:
+    """Whether each flight was accepted by exactly one of the racing clients."""
+    accepted = Counter(
+        r["id"] for results in outcomes for r in results if r["status"] == "accepted"
+    )
+    return accepted == Counter({f["id"]: 1 for f in flights})
 
 
 # Boards as a reader sees them.

@@ -5,11 +5,9 @@ Every outcome is checked against a plain reference fold written here, independen
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import pytest
@@ -17,16 +15,20 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.gamify.support import (
+    accepted_once,
     bearer,
     earn_your_wings,
     make_flights,
     post_batches,
+    racing,
     reference,
     tenant_key,
 )
 
 pytestmark = pytest.mark.slow
 PARTNER = ("events:write", "campaigns:write", "read")
+
+
 async def test_shuffled_batches_give_every_player_the_reference_result(
     client: AsyncTestClient[Litestar],
 ) -> None:
@@ -64,16 +66,8 @@ async def test_eight_clients_racing_with_the_same_events_award_once(
     await client.post("/v1/campaigns", json=earn_your_wings(), headers=headers)
     flights = make_flights(rng, players=150, most=26)[:2000]
 
-    async def one_client(seed: int) -> list[dict[str, Any]]:
-        mine = list(flights)
-        random.Random(seed).shuffle(mine)
-        return await post_batches(client, headers, mine, random.Random(seed))
-
-    outcomes = await asyncio.gather(*(one_client(seed) for seed in range(8)))
-    accepted = Counter(
-        r["id"] for results in outcomes for r in results if r["status"] == "accepted"
-    )
-    assert accepted == Counter({f["id"]: 1 for f in flights})
+    outcomes = await racing(client, headers, flights)
+    assert accepted_once(outcomes, flights)
     statuses = Counter(r["status"] for results in outcomes for r in results)
     assert statuses == {"accepted": len(flights), "duplicate": 7 * len(flights)}
 

@@ -24,9 +24,11 @@ from badges import HISTORY_CAP
 from badges.storage import SEGMENT
 from tests.gamify.support import (
     DESTINATIONS,
+    accepted_once,
     bearer,
     earn_your_wings,
     post_batches,
+    racing,
     reference,
     tenant_key,
 )
@@ -151,16 +153,7 @@ async def test_eight_clients_racing_with_long_shuffled_histories_fold_each_fligh
     start = datetime.now(UTC) - timedelta(days=28)
     flights = [f for n in range(6) for f in flights_of(f"m-{n}", rng, 120, start)]
 
-    async def one_client(seed: int) -> list[dict[str, Any]]:
-        mine = list(flights)
-        random.Random(seed).shuffle(mine)
-        return await post_batches(client, headers, mine, random.Random(seed))
-
-    outcomes = await asyncio.gather(*(one_client(seed) for seed in range(8)))
-    accepted = Counter(
-        r["id"] for results in outcomes for r in results if r["status"] == "accepted"
-    )
-    assert accepted == Counter({f["id"]: 1 for f in flights})
+    assert accepted_once(await racing(client, headers, flights), flights)
     await assert_folded_exactly(client, headers, db, flights)
 
 
