@@ -198,3 +198,23 @@ def test_a_late_event_without_the_segments_attached_is_refused() -> None:
     assert storage.wanted(engine, head, [late]) == storage.Wanted(None)
     with pytest.raises(ValueError, match="whole history"):
         apply(engine, head, [late])
+
+
+def test_a_state_stored_whole_by_an_earlier_release_is_split_on_its_next_write() -> None:
+    """States written before segments existed hold every fact in one array of nine fields: they
+    load whole, and the next store seals their history into segments."""
+    engine = compile_rules(RULES)
+    events = [
+        Event(f"f{i:03d}", "flight.completed", BASE + timedelta(minutes=i), {}) for i in range(40)
+    ]
+    state, _ = apply(engine, None, events, progress=False)
+    fields = msgspec.to_builtins(state)[:9]  # the layout before `segmented`, `sealed`, `ledger`
+    old = storage.load(msgspec.msgpack.encode(fields))
+    assert old.memo().whole() and len(old.facts) == 40
+
+    late = Event("late", "flight.completed", BASE + timedelta(seconds=30), {})
+    assert storage.wanted(engine, old, [late]) is None
+    old, _ = apply(engine, old, [late], progress=False)
+    stored = storage.store(old, 8)
+    assert sum(s.count for s in stored.written) == 40 and not stored.deleted
+    assert len(storage.load(stored.head).facts) == 1
