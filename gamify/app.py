@@ -133,7 +133,9 @@ def _wire(container: Container) -> Container:
     parallel = container.settings.db_pool_size // 2
     coalescer = container.add(Coalescer(pool, engines, boards.writer, parallel=parallel))
     assert container.settings.redis_url is not None
-    live = container.add(Live(redis, container.settings.redis_url, boards, batcher, names))
+    live = container.add(
+        Live(redis, container.settings.redis_url, boards, batcher, names, pool=pool)
+    )
     coalescer.on_committed(live.publisher.committed)
     dispatcher.on_final(lambda credit: live.publisher.tell(*_payout_message(credit)))
     return container

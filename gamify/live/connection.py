@@ -67,6 +67,7 @@ class Connection:
         "_backlog",
         "_catching_up",
         "_close_code",
+        "_close_reason",
         "_feed",
         "_frames",
         "_held",
@@ -111,6 +112,7 @@ class Connection:
         self._held: Frames = []
         self._sync_lock: asyncio.Lock | None = None
         self._close_code: int | None = None
+        self._close_reason: str | None = None
 
     @property
     def tenant(self) -> str:
@@ -148,16 +150,18 @@ class Connection:
                 self.last_sent, self.sending_since = self.sending_since, None
                 _counted(frame)
         code = self._close_code or SLOW_CLOSE
-        await self.socket.close(code, _CLOSE_REASONS.get(code))
+        await self.socket.close(code, self._close_reason or _CLOSE_REASONS.get(code))
 
     def drop_snapshots(self) -> None:
         self._backlog.waiting -= len(self._snapshots)
         self._snapshots.clear()
 
-    def expire(self) -> None:
-        """The player token expired: closed with 4401, to come back with a new one."""
+    def expire(self, reason: str | None = None) -> None:
+        """The player token expired, or the API key was revoked: closed with 4401, to come back
+        with a new one."""
         self._frames.clear()
         self._close_code = EXPIRED_CLOSE
+        self._close_reason = reason
         self._wake.set()
 
     def stuck(self, now: float) -> bool:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections import defaultdict
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -22,11 +23,16 @@ from gamify.live.publisher import Publisher
 from gamify.live.watchers import Watches
 from gamify.platform import metrics
 from gamify.platform.cancellation import stop_if_cancelled
+from gamify.tenants import store as tenants
+from gamify.tenants.guards import KEY_CACHE_SECONDS
 
 log = logging.getLogger(__name__)
 
 IDLE_PING = 30.0  # a connection that sent nothing for this long is pinged
 SWEEP = 1.0  # how often sockets are checked: idle, stuck, or past their token's expiry
+# Sockets of revoked API keys are looked for this often: within the time a revoked key keeps
+# working for requests.
+REVOKED_CHECK = KEY_CACHE_SECONDS / 2
 # Listening players are counted in their tenant's audience again this often, well within the
 # retention after which a player leaves it (streams.RETENTION_SECONDS).
 ATTEND_EVERY = 3600.0
@@ -56,8 +62,10 @@ class Live:
         boards: Boards,
         batcher: ReadBatcher,
         names: DisplayNames,
+        pool: asyncpg.Pool | None = None,
     ) -> None:
         self.redis = redis
+        self.pool = pool  # where revoked keys are found
         self.feed = RedisFeed(redis, batcher)
         self.publisher = Publisher(redis)
         self.hub = Hub(redis, url)
@@ -95,6 +103,22 @@ class Live:
                 stop_if_cancelled()
                 log.warning("the live audience was not refreshed: Redis unreachable")
 
+    async def _close_revoked(self) -> None:
+        """Sockets opened with an API key since revoked are closed (4401), as soon as a request
+        with that key would be refused."""
+        keyed = {c: c.principal.key_id for c in self.connections if c.principal.key_id is not None}
+        if not keyed or self.pool is None:
+            return
+        try:
+            live = await tenants.live_keys(self.pool, list(set(keyed.values())))
+        except (OSError, asyncpg.PostgresError):
+            stop_if_cancelled()
+            log.warning("revoked keys not checked: Postgres unreachable")
+            return
+        for connection, key_id in keyed.items():
+            if key_id not in live and not connection.closing:
+                connection.expire("API key revoked")
+
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
         metrics.WEBSOCKET_CONNECTIONS.inc()
@@ -107,13 +131,16 @@ class Live:
     async def _ping(self) -> None:
         """Pings idle sockets and drops those whose client stopped reading; keeps the players
         listening in their tenant's audience."""
-        attended = time.monotonic()
+        attended = checked = time.monotonic()
         while True:
             await asyncio.sleep(SWEEP)
             now, wall = time.monotonic(), time.time()
             if now - attended >= ATTEND_EVERY:
                 attended = now
                 await self._attend(wall)
+            if now - checked >= REVOKED_CHECK:
+                checked = now
+                await self._close_revoked()
             for connection in list(self.connections):
                 if connection.stuck(now):
                     connection.abort()

@@ -27,6 +27,7 @@ WHERE key_hash = $1 AND revoked_at IS NULL
 """
 
 
+LIVE_KEYS = "SELECT id FROM api_keys WHERE id = ANY($1::bigint[]) AND revoked_at IS NULL"
 REVOKE_KEY = """
 UPDATE api_keys SET revoked_at = now()
 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL
@@ -103,6 +104,11 @@ async def key_by_hash(conn: Conn | asyncpg.Pool, key_hash: bytes) -> StoredKey |
     if row is None:
         return None
     return StoredKey(row["id"], row["tenant_id"], list(row["scopes"]), row["rate_limit"])
+
+
+async def live_keys(conn: Conn | asyncpg.Pool, key_ids: list[int]) -> set[int]:
+    """Which of `key_ids` are not revoked."""
+    return {row["id"] for row in await conn.fetch(LIVE_KEYS, key_ids)}
 
 
 async def revoke_key(conn: Conn, tenant_id: str, key_id: int, *, actor: str) -> bool:

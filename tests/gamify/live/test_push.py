@@ -30,7 +30,7 @@ from tests.gamify.live.client import (
     subscribed_me,
     twenty_destinations,
 )
-from tests.gamify.support import Servers, Service
+from tests.gamify.support import ADMIN, Servers, Service
 
 pytestmark = pytest.mark.slow
 
@@ -258,6 +258,26 @@ async def test_a_socket_closes_with_4401_when_its_player_token_expires(tenant: T
             await receive_until(ws, lambda m: False)
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "token expired")
+
+
+async def test_a_socket_of_a_revoked_api_key_closes_with_4401(
+    tenant: Tenant, http: httpx.AsyncClient
+) -> None:
+    """A dashboard watching a board with a read key: once the key is revoked, its socket is
+    closed as its requests would be refused (within the 10 seconds API.md allows)."""
+    keys = f"{tenant.service.url}/v1/admin/tenants/{tenant.id}/keys"
+    issued = (await http.post(keys, json={"scopes": ["read"]}, headers=ADMIN)).json()
+    async with tenant.socket(issued["key"]) as ws:
+        await ws.send(
+            json.dumps({"op": "subscribe", "topic": "leaderboard", "campaign": "wings", "top": 3})
+        )
+        assert (await receive(ws))["type"] == "leaderboard"
+        revoked = await http.delete(f"{keys}/{issued['id']}", headers=ADMIN)
+        assert revoked.status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive_until(ws, lambda m: False)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "API key revoked")
 
 
 async def test_bad_frames_get_errors_and_the_connection_stays_open(
