@@ -83,8 +83,9 @@ numbers from the compiled rules (about 30 bytes an event, ~3 KB for a player wit
 checkpoint, the newest events) and immutable segments of older events. An event later than
 everything retained needs the head only, so its cost does not grow with the history; a late
 one, or compaction past the cap, needs segments, and `storage.wanted` says which. The
-checkpoint's points per quarter hour, which grow with the history forgotten, are stored apart
-too, in chunks only a late event reads.
+checkpoint's accumulators and awards are stored apart too (compaction and late events read
+them), and so are its points per quarter hour, which grow with the history forgotten (in
+chunks only a late event reads).
 A state belongs to the rules it was folded with: `apply` raises ValueError for a state folded
 with different rules (campaign rules can only change before the start, when no state has counted
 anything).

@@ -394,7 +394,7 @@ def _advance(run: _Run, fact: Fact) -> None:
 def _refold(run: _Run, facts: list[Fact]) -> None:
     """Insert late events into the history and refold the criteria they count for."""
     engine, state = run.engine, run.state
-    if run.memo.gap is not None:
+    if run.memo.gap is not None or not run.memo.checkpoint_loaded:
         raise _partial(state)
     checkpoint = state.checkpoint
     pending: set[int] = set()
@@ -509,6 +509,8 @@ def _compact(engine: Engine, state: PlayerState) -> None:
     """
     cap = engine.history_cap
     memo = state.memo()
+    if not memo.checkpoint_loaded:  # its body is stored apart: wait until it is attached
+        return
     drop = len(state.facts) + memo.unloaded - (cap - min(cap // 10, COMPACT_STEP))
     if memo.gap is not None:
         drop = min(drop, memo.gap)

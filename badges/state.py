@@ -70,6 +70,9 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
     sealed: Key | None = None  # the newest sealed fact
     # Chunks of the checkpoint's `scored` stored apart: it grows with the history forgotten.
     ledger: int = 0
+    # Whether the checkpoint's accumulators and awards are stored apart (this state then holds
+    # its key only): only compaction and late events read them.
+    checkpoint_apart: bool = False
 
     @classmethod
     def empty(cls) -> PlayerState:
@@ -81,7 +84,9 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
         if self.segmented:
             memo: Memo | None = self.__dict__.get("_memo")
             if memo is not None and memo.whole():
-                whole = msgspec.structs.replace(self, segmented=0, sealed=None, ledger=0)
+                whole = msgspec.structs.replace(
+                    self, segmented=0, sealed=None, ledger=0, checkpoint_apart=False
+                )
                 return _encoder.encode(whole)
         return _encoder.encode(self)
 
@@ -109,6 +114,8 @@ class Memo:
     after every call, and converting microseconds to a datetime costs as much as a fold step)."""
 
     __slots__ = (
+        "checkpoint_base",
+        "checkpoint_loaded",
         "gap",
         "ids",
         "ledger_base",
@@ -141,10 +148,13 @@ class Memo:
         self.ledger_loaded = not state.ledger
         scored = state.checkpoint.scored if state.checkpoint is not None else []
         self.ledger_base = ledger_mark(scored) if self.ledger_loaded else (0, None)
+        # Likewise the checkpoint's body, with what is stored of it (see `badges.storage`).
+        self.checkpoint_loaded = not state.checkpoint_apart
+        self.checkpoint_base = b""
 
     def whole(self) -> bool:
         """Whether every retained fact is in `facts`, and the whole checkpoint at hand."""
-        return self.gap is None and self.ledger_loaded
+        return self.gap is None and self.ledger_loaded and self.checkpoint_loaded
 
 
 def ledger_mark(scored: list[tuple[int, int]]) -> tuple[int, tuple[int, int] | None]:

@@ -1,19 +1,21 @@
 """A state stored in parts, so that a write does not rewrite a player's whole history.
 
-A state is stored as a small head (accumulators, awards, score, checkpoint and the newest
-facts, the tail) and immutable segments of older facts, each keyed by its newest fact. An
-event later than everything retained, the common case, needs only the head: it is appended to
-the tail, and the tail is sealed into a new segment every `SEGMENT` facts. A late event needs
-every segment, because it is inserted into the history and its criteria are refolded from the
-checkpoint. Compaction past the history cap needs the oldest segments. `wanted` says what to
-fetch, `attach` takes it, and `store` says what to write:
+A state is stored as a small head (accumulators, awards, score, the checkpoint's key and the
+newest facts, the tail), immutable segments of older facts, each keyed by its newest fact, and
+past the history cap the checkpoint's body (its accumulators and awards) and its ledger (the
+forgotten scoring points per quarter hour, in chunks appended by compactions). An event later
+than everything retained, the common case, needs only the head: it is appended to the tail,
+and the tail is sealed into a new segment every `SEGMENT` facts. A late event needs everything,
+because it is inserted into the history and its criteria are refolded from the checkpoint.
+Compaction past the cap needs the oldest segments and the checkpoint's body. `wanted` says
+what to fetch, `attach` takes it, and `store` says what to write:
 
     state = storage.load(head)
     need = storage.wanted(engine, state, events)
-    if need is not None:
-        storage.attach(state, fetch(need))   # segments oldest first: all, or the oldest
+    if need is not None:                     # segments oldest first (all, or the oldest),
+        storage.attach(state, segments, ledger, body)   # the ledger only when all are wanted
     state, effects = apply(engine, state, events)
-    stored = storage.store(state)            # the head, the segments to write and to delete
+    stored = storage.store(state)            # the head, and the parts to write and to delete
 
 The caller's part: an event id always comes with the same event (the service's ids are unique
 per tenant). A state without its segments knows the ids of its tail only, so the same id with
@@ -28,6 +30,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from badges.accumulators import Acc
 from badges.compiled import Engine
 from badges.fold import COMPACT_STEP, bucket
 from badges.rules import Event
@@ -42,7 +45,7 @@ SPLIT = 4  # a segment grown past SPLIT x SEGMENT by late events is written back
 
 class Wanted(msgspec.Struct, frozen=True):
     """Segments to fetch, oldest first: until they hold `facts` facts, or all when None (and
-    then the ledger's chunks too)."""
+    then the ledger's chunks too); and either way the checkpoint's body, when stored apart."""
 
     facts: int | None
 
@@ -66,6 +69,9 @@ class Stored(msgspec.Struct, frozen=True):
     # first number of those to delete (None: none).
     ledger: dict[int, bytes] = {}
     ledger_cut: int | None = None
+    # The checkpoint's accumulators and awards, stored apart when they changed (see
+    # `Stored.body`): only compaction and late events read them.
+    body: bytes | None = None
 
 
 def load(head: bytes) -> PlayerState:
@@ -86,21 +92,32 @@ def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wante
         late = newest is not None and (to_us(event.occurred_at), event.id) <= newest
         if late and event.type in types:
             return Wanted(None)
-    if memo.gap is None:  # only the ledger is apart, and only a late event reads it
-        return None
     cap = engine.history_cap
     retained = len(state.facts) + memo.unloaded
     if retained + count <= cap:
-        return None
-    # At most what compaction could drop while these events are folded in order.
+        return None  # in order, below the cap: the head is all it takes
+    # At most what compaction could drop while these events are folded in order; it needs
+    # the checkpoint's body too.
     excess = retained + count - (cap - min(cap // 10, COMPACT_STEP))
-    return Wanted(excess) if excess > memo.gap else None
+    loaded = len(state.facts) if memo.gap is None else memo.gap
+    if excess <= loaded and memo.checkpoint_loaded:
+        return None
+    return Wanted(excess if excess > loaded else 0)
 
 
-def attach(state: PlayerState, segments: Sequence[bytes], ledger: Sequence[bytes] = ()) -> None:
-    """Hand over fetched segments, as `wanted` asked for them (oldest first), and when it
-    asked for all of them, the ledger's chunks in order."""
+def attach(
+    state: PlayerState,
+    segments: Sequence[bytes],
+    ledger: Sequence[bytes] = (),
+    body: bytes | None = None,
+) -> None:
+    """Hand over fetched segments, as `wanted` asked for them (oldest first), the checkpoint's
+    body, and when it asked for all of them, the ledger's chunks in order."""
     memo = state.memo()
+    if body is not None and not memo.checkpoint_loaded and state.checkpoint is not None:
+        state.checkpoint.accs, state.checkpoint.awards = _body_decoder.decode(body)
+        memo.checkpoint_base = body
+        memo.checkpoint_loaded = True
     if ledger and not memo.ledger_loaded and state.checkpoint is not None:
         _attach_ledger(state, ledger)
     known = {segment.newest for segment in memo.segments}
@@ -155,6 +172,18 @@ def _store_ledger(state: PlayerState) -> tuple[dict[int, bytes], int | None]:
     return {0: _ledger_encoder.encode(scored)}, 1
 
 
+def _store_body(state: PlayerState) -> bytes | None:
+    """The checkpoint's accumulators and awards when they changed since they were loaded."""
+    memo, checkpoint = state.memo(), state.checkpoint
+    if checkpoint is None or not memo.checkpoint_loaded:
+        return None
+    body = _body_encoder.encode((checkpoint.accs, checkpoint.awards))
+    if body == memo.checkpoint_base:
+        return None
+    memo.checkpoint_base = body
+    return body
+
+
 def store(state: PlayerState, segment: int = SEGMENT) -> Stored:
     """What to store: the head, and the segments to write and to delete.
 
@@ -190,23 +219,26 @@ def store(state: PlayerState, segment: int = SEGMENT) -> Stored:
     if kept and (sealed is None or kept[-1].newest > sealed):
         sealed = kept[-1].newest
     ledger, ledger_cut = _store_ledger(state)
+    body = _store_body(state)
     checkpoint = state.checkpoint
-    if checkpoint is not None and state.ledger:
-        checkpoint = msgspec.structs.replace(checkpoint, scored=[])
+    if checkpoint is not None:  # its key alone stays in the head
+        checkpoint = msgspec.structs.replace(checkpoint, accs=[], awards={}, scored=[])
     head = msgspec.structs.replace(
         state,
         facts=tail,
         segmented=segmented,
         sealed=sealed if segmented else None,
         checkpoint=checkpoint,
+        checkpoint_apart=checkpoint is not None,
     )
     state.segmented, state.sealed = head.segmented, head.sealed
-    if memo.gap is None and memo.ledger_loaded:
+    state.checkpoint_apart = head.checkpoint_apart
+    if memo.whole():
         memo.segments = kept
     else:  # left as if loaded from the new head
         state.facts, state.checkpoint = tail, checkpoint
         state.__dict__.pop("_memo")
-    return Stored(_head_encoder.encode(head), written, deleted, ledger, ledger_cut)
+    return Stored(_head_encoder.encode(head), written, deleted, ledger, ledger_cut, body)
 
 
 def _seal(chunk: list[Fact], written: list[Written]) -> Segment:
@@ -239,5 +271,6 @@ def _newest_of(segment: Segment) -> Key:
 
 _head_encoder = _segment_encoder = msgspec.msgpack.Encoder()
 _segment_decoder = msgspec.msgpack.Decoder(list[Fact])
-_ledger_encoder = msgspec.msgpack.Encoder()
+_ledger_encoder = _body_encoder = msgspec.msgpack.Encoder()
+_body_decoder = msgspec.msgpack.Decoder(tuple[list[Acc | None], dict[str, int]])
 _ledger_decoder = msgspec.msgpack.Decoder(list[tuple[int, int]])

@@ -54,11 +54,13 @@ CAMPAIGN_AGE = timedelta(days=1)
 
 
 class Shelf:
-    """A player's stored state as the service keeps it: a head, and segments by newest fact."""
+    """A player's stored state as the service keeps it: a head, segments by newest fact, and
+    the checkpoint's body (its ledger is left out: only a late event reads it)."""
 
     def __init__(self, stored: storage.Stored) -> None:
         self.head = b""
         self.segments: dict[Key, tuple[int, bytes]] = {}
+        self.body: bytes | None = None
         self.keep(stored)
 
     def keep(self, stored: storage.Stored) -> None:
@@ -67,6 +69,8 @@ class Shelf:
             self.segments[segment.newest] = (segment.count, segment.data)
         for key in stored.deleted:
             del self.segments[key]
+        if stored.body is not None:
+            self.body = stored.body
 
     def fetch(self, wanted: storage.Wanted) -> list[bytes]:
         """Oldest first, as many as hold the facts wanted (all when None)."""
@@ -113,7 +117,7 @@ def cost(shelf: Shelf, size: int, repeat: int) -> list[float]:
         state = storage.load(shelf.head)
         wanted = storage.wanted(engine, state, [event])
         if wanted is not None:
-            storage.attach(state, shelf.fetch(wanted))
+            storage.attach(state, shelf.fetch(wanted), body=shelf.body)
         state, _ = apply(engine, state, [event], progress=False)
         shelf.keep(storage.store(state))
         spent.append(time.process_time() - began)

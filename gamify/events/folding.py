@@ -139,7 +139,7 @@ class Folding:
         for pair, history in fetched.items():
             state = self.states.get(pair)
             if state is not None:
-                storage.attach(state, history.segments, history.ledger)
+                storage.attach(state, history.segments, history.ledger, history.body)
 
     def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
         engine_event = _engine_event(event)
@@ -271,6 +271,8 @@ class Folding:
             ]
             deleted += [SegmentKey(campaign, player, *key) for key in stored.deleted]
             ledgers += [LedgerChunk(campaign, player, n, data) for n, data in stored.ledger.items()]
+            if stored.body is not None:  # chunk -1: see store.CHECKPOINTS
+                ledgers.append(LedgerChunk(campaign, player, -1, stored.body))
             if stored.ledger_cut is not None:
                 cuts.append(LedgerCut(campaign, player, stored.ledger_cut))
         return written, deleted, ledgers, cuts

@@ -92,13 +92,15 @@ SELECT campaign_id, player_id, facts FROM (
 WHERE wanted IS NULL OR before < wanted
 ORDER BY campaign_id, player_id, newest_t, newest_id
 """
-# The chunks of the checkpoint ledgers a refold needs (see badges.storage.Stored.ledger).
-LEDGERS = """
-SELECT l.campaign_id, l.player_id, l.buckets
-FROM json_to_recordset($2::text::json) AS w (campaign text, player text)
+# The checkpoint parts a fold needs (see badges.storage.Stored): chunk -1 is its body, read by
+# compaction and late events; 0 on its ledger, read by late events only (`all`).
+CHECKPOINTS = """
+SELECT l.campaign_id, l.player_id, l.chunk, l.buckets
+FROM json_to_recordset($2::text::json) AS w (campaign text, player text, "all" boolean)
 CROSS JOIN LATERAL (
     SELECT * FROM progress_ledgers l
     WHERE l.tenant_id = $1 AND l.campaign_id = w.campaign AND l.player_id = w.player
+      AND (w.all OR l.chunk = -1)
 ) l
 ORDER BY l.campaign_id, l.player_id, l.chunk
 """
@@ -298,11 +300,12 @@ class LedgerCut(msgspec.Struct, frozen=True):
     first: int
 
 
-class History(msgspec.Struct, frozen=True):
+class History(msgspec.Struct):
     """What a fold fetched of a pair's stored history."""
 
     segments: list[bytes]
     ledger: list[bytes]
+    body: bytes | None = None  # the checkpoint's accumulators and awards
 
 
 class AwardRow(msgspec.Struct, frozen=True):
@@ -373,18 +376,23 @@ def _pairs_json(pairs: list[Pair]) -> str:
 async def history(
     conn: Conn, tenant: str, wanted: dict[Pair, storage.Wanted]
 ) -> dict[Pair, History]:
-    """The history segments each pair wants, oldest first, and for a pair that wants them all,
-    its ledger's chunks in order."""
+    """The history segments each pair wants, oldest first, its checkpoint's body, and for a
+    pair that wants them all, its ledger's chunks in order."""
     asked = [
         {"campaign": p.campaign, "player": p.player, "facts": w.facts} for p, w in wanted.items()
     ]
     found = {pair: History([], []) for pair in wanted}
     for r in await conn.fetch(SEGMENTS, tenant, _json(asked)):
         found[Pair(r["campaign_id"], r["player_id"])].segments.append(bytes(r["facts"]))
-    whole = [{"campaign": p.campaign, "player": p.player} for p, w in wanted.items() if w.whole]
-    if whole:
-        for r in await conn.fetch(LEDGERS, tenant, _json(whole)):
-            found[Pair(r["campaign_id"], r["player_id"])].ledger.append(bytes(r["buckets"]))
+    parts = [
+        {"campaign": p.campaign, "player": p.player, "all": w.whole} for p, w in wanted.items()
+    ]
+    for r in await conn.fetch(CHECKPOINTS, tenant, _json(parts)):
+        history = found[Pair(r["campaign_id"], r["player_id"])]
+        if r["chunk"] < 0:
+            history.body = bytes(r["buckets"])
+        else:
+            history.ledger.append(bytes(r["buckets"]))
     return found
 
 

@@ -41,6 +41,7 @@ class Shelf:
     def __init__(self) -> None:
         self.segments: dict[Key, tuple[int, bytes]] = {}
         self.ledger: dict[int, bytes] = {}
+        self.body: bytes | None = None
         self.fetches = 0
 
     def keep(self, stored: storage.Stored) -> None:
@@ -51,6 +52,8 @@ class Shelf:
         if stored.ledger_cut is not None:
             self.ledger = {n: c for n, c in self.ledger.items() if n < stored.ledger_cut}
         self.ledger |= stored.ledger
+        if stored.body is not None:
+            self.body = stored.body
 
     def chunks(self) -> list[bytes]:
         return [self.ledger[n] for n in sorted(self.ledger)]
@@ -78,7 +81,7 @@ def stored_run(
         state = None if head is None else storage.load(head)
         if state is not None and (wanted := storage.wanted(engine, state, batch)) is not None:
             ledger = shelf.chunks() if wanted.facts is None else []
-            storage.attach(state, shelf.fetch(wanted), ledger)
+            storage.attach(state, shelf.fetch(wanted), ledger, shelf.body)
         state, effects = apply(engine, state, batch)
         reports.append(effects)
         stored = storage.store(state, segment)
@@ -88,7 +91,8 @@ def stored_run(
     if head is None:
         return None, reports
     state = storage.load(head)
-    storage.attach(state, [data for _, (_, data) in sorted(shelf.segments.items())], shelf.chunks())
+    segments = [data for _, (_, data) in sorted(shelf.segments.items())]
+    storage.attach(state, segments, shelf.chunks(), shelf.body)
     return state, reports
 
 
@@ -112,7 +116,10 @@ def whole(state: PlayerState | None) -> bytes:
     """The state's meaning, without where its facts are kept."""
     if state is None:
         return b""
-    return msgspec.json.encode(msgspec.structs.replace(state, segmented=0, sealed=None, ledger=0))
+    meaning = msgspec.structs.replace(
+        state, segmented=0, sealed=None, ledger=0, checkpoint_apart=False
+    )
+    return msgspec.json.encode(meaning)
 
 
 @SETTINGS
@@ -165,7 +172,7 @@ def test_a_history_past_the_cap_fetches_only_its_oldest_segments() -> None:
             assert wanted.facts is not None  # only the oldest, never all
             segments = shelf.fetch(wanted)
             fetched.append(len(segments))
-            storage.attach(state, segments)
+            storage.attach(state, segments, body=shelf.body)
         state, _ = apply(engine, state, [event], progress=False)
         stored = storage.store(state, 8)
         shelf.keep(stored)
@@ -179,7 +186,8 @@ def test_a_history_past_the_cap_fetches_only_its_oldest_segments() -> None:
     assert shelf.ledger and head is not None
     assert len(head) < 600
     state = storage.load(head)
-    storage.attach(state, [d for _, (_, d) in sorted(shelf.segments.items())], shelf.chunks())
+    segments = [d for _, (_, d) in sorted(shelf.segments.items())]
+    storage.attach(state, segments, shelf.chunks(), shelf.body)
     in_memory: PlayerState | None = None
     for event in events:  # the same compactions as the stored run's
         in_memory, _ = apply(engine, in_memory, [event], progress=False)
