@@ -55,7 +55,7 @@ async def fold(
     for event, counted_in in zip(events, touched, strict=True):
         folding.apply(event, counted_in)
     updates, window_rows = folding.board_changes()
-    written, deleted, ledgers, cuts = folding.segments()
+    written, deleted, ledgers, cuts = folding.parts()
     await store.write(
         conn,
         tenant,
@@ -106,7 +106,7 @@ class Folding:
     def wanted(
         self, events: list[EventIn], touched: list[list[CompiledCampaign]]
     ) -> dict[Pair, storage.Wanted]:
-        """The segments each pair's events need before they are folded."""
+        """What of each pair's stored history its events need before they are folded."""
         batches: dict[Pair, list[badges.Event]] = defaultdict(list)
         campaigns: dict[Pair, CompiledCampaign] = {}
         for event, counted_in in zip(events, touched, strict=True):
@@ -121,7 +121,7 @@ class Folding:
                 continue
             compiled = campaigns[pair]
             need = storage.wanted(compiled.engine, state, batch)
-            if need is None and not self._windows_known(pair, compiled, state):
+            if not self._windows_known(pair, compiled, state):
                 need = storage.Wanted(None)
             if need is not None:
                 wanted[pair] = need
@@ -252,7 +252,7 @@ class Folding:
             )
         return found
 
-    def segments(
+    def parts(
         self,
     ) -> tuple[list[SegmentRow], list[SegmentKey], list[LedgerChunk], list[LedgerCut]]:
         """The history segments and ledger chunks to write and to delete (stores each state:
