@@ -28,12 +28,21 @@ def pool_of(document: dict[str, Any]) -> Pool | None:
     return parse_pool(prize_pool) if prize_pool else None
 
 
+# A settlement whose instance stalls or vanishes mid-way (a frozen VM, a lost network) would
+# hold the campaign's row lock, which the other instances skip, until Postgres noticed the
+# connection was gone (hours, with default TCP keepalives). Its session is ended after this
+# long idle in the transaction instead: well above the longest pause a settlement makes between
+# statements (splitting the pool of a million players takes seconds).
+IDLE_IN_SETTLEMENT = 300.0
+
+
 async def settle(pool: asyncpg.Pool, tenant: str, campaign: str, *, early: bool = False) -> bool:
     """Settle the campaign if it is due (with `early`, once it ended, before its grace is over);
     returns whether this call settled it."""
     async with pool.acquire() as conn:
         await store.mark_settling(conn, tenant, campaign, early=early)
         async with conn.transaction():
+            await store.bound_idle(conn, IDLE_IN_SETTLEMENT)
             document = await store.claim(conn, tenant, campaign, early=early)
             if document is None:
                 return False

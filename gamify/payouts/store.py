@@ -37,6 +37,8 @@ UPDATE campaigns SET settling_since = coalesce(settling_since, now())
 WHERE tenant_id = $1 AND id = $2 AND settled_at IS NULL AND cancelled_at IS NULL
   AND ends_at < now() AND ($3 OR closes_at <= now())
 """
+# How long a settling session may sit idle inside its transaction before Postgres ends it.
+BOUND_IDLE = "SELECT set_config('idle_in_transaction_session_timeout', $1, true)"
 # The row lock that makes one instance settle: the others skip the campaign.
 CLAIM = """
 SELECT document FROM campaigns
@@ -103,6 +105,11 @@ async def standings(conn: Conn, tenant: str, campaign: str) -> list[Standing]:
 
 async def mark_settling(conn: Conn, tenant: str, campaign: str, *, early: bool) -> None:
     await conn.execute(MARK_SETTLING, tenant, campaign, early)
+
+
+async def bound_idle(conn: Conn, seconds: float) -> None:
+    """End this transaction's session if it sits idle longer than `seconds` (SET LOCAL)."""
+    await conn.execute(BOUND_IDLE, f"{int(seconds * 1000)}ms")
 
 
 async def claim(conn: Conn, tenant: str, campaign: str, *, early: bool) -> dict[str, Any] | None:

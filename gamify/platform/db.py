@@ -24,9 +24,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to reset: pooled connections never take advisory locks, LISTEN or SET (the
-    migrations run on a connection of their own). asyncpg still rolls back an open transaction
-    on release; its default reset query would cost one more round trip per transaction."""
+    """Nothing to reset: pooled connections never take advisory locks, LISTEN or SET beyond a
+    transaction (SET LOCAL; the migrations run on a connection of their own). asyncpg still
+    rolls back an open transaction on release; its default reset query would cost one more
+    round trip per transaction."""
 
 
 async def connect(url: str, size: int) -> asyncpg.Pool:

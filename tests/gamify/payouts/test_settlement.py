@@ -4,6 +4,7 @@ settlement and preview."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from gamify.app import create_app
+from gamify.payouts import settlement, split
+from gamify.platform import db
 from gamify.platform.settings import Settings
 from tests.gamify.support import (
     assert_problem,
@@ -158,3 +161,38 @@ async def test_a_pool_with_nobody_eligible_settles_with_nothing_allocated(
     await _until(client, headers, "settled")
     payouts = (await client.get("/v1/campaigns/earn-your-wings/payouts", headers=headers)).json()
     assert (payouts["allocated"], payouts["eligible"], payouts["items"]) == (0, 0, [])
+
+
+async def test_a_settlement_stalled_in_its_transaction_lets_go_of_the_campaign(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    migrated: str,
+) -> None:
+    """An instance that stalls mid-settlement (here: splitting the pool blocks for 2 s, beyond
+    an idle bound of 1 s) loses its session and with it the campaign's lock, instead of holding
+    it until Postgres finds the connection dead; the next settlement pays the pool once."""
+    await client.post("/v1/campaigns", json=ending_soon(1, grace="P1D"), headers=headers)
+    await _fly(client, headers)
+    await _until(client, headers, "ended")
+    tenant = (await client.get("/v1/me", headers=headers)).json()["tenant"]
+
+    def stalled(*args: Any) -> Any:
+        time.sleep(2)  # the event loop, and so the session, sits idle in the transaction
+        return split.allocate(*args)
+
+    monkeypatch.setattr(settlement, "IDLE_IN_SETTLEMENT", 1.0)
+    monkeypatch.setattr(settlement, "allocate", stalled)
+    pool = await db.connect(migrated, 2)
+    try:
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+            await settlement.settle(pool, tenant, "earn-your-wings", early=True)
+        assert await _status(client, headers) != "settled"
+
+        monkeypatch.setattr(settlement, "allocate", split.allocate)
+        assert await settlement.settle(pool, tenant, "earn-your-wings", early=True)
+    finally:
+        await pool.close()
+    assert await _status(client, headers) == "settled"
+    paid = (await client.get("/v1/campaigns/earn-your-wings/payouts", headers=headers)).json()
+    assert sum(p["amount"] for p in paid["items"]) == MILES
