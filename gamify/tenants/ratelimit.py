@@ -8,6 +8,8 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gamify.platform import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,9 @@ async def allow(redis: Redis, key_id: int, per_second: int, now: float | None = 
             count, _ = await pipe.execute()
     except RedisError:
         log.warning("rate limit of key %s not checked: Redis unreachable", key_id)
+        metrics.redis_answered(False)
         return 0.0
+    metrics.redis_answered(True)
     if int(count) <= per_second:
         return 0.0
     return max(0.001, second + 1 - moment)

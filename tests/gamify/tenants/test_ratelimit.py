@@ -9,8 +9,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gamify.app import create_app
+from gamify.platform import metrics
+from gamify.platform.embedded.ports import free_port
 from gamify.platform.settings import Settings
 from gamify.tenants import ratelimit
 from tests.gamify.support import ADMIN, Servers, assert_problem, bearer
@@ -58,3 +62,23 @@ async def test_keys_have_no_limit_by_default(client: AsyncTestClient[Litestar]) 
     ).json()["key"]
     for _ in range(20):
         assert (await client.get("/v1/me", headers=bearer(key))).status_code == 200
+
+
+async def test_without_redis_requests_go_on_and_redis_is_reported_degraded(
+    servers: Servers,
+) -> None:
+    unreachable = Redis(port=free_port(), retry=Retry(NoBackoff(), 0))
+    reachable = Redis.from_url(servers.redis_url)
+    try:
+        assert await ratelimit.allow(unreachable, 7, 3) == 0.0
+        assert degraded() == 1
+        assert await ratelimit.allow(reachable, 8, 3) == 0.0
+        assert degraded() == 0
+    finally:
+        await unreachable.aclose()
+        await reachable.aclose()
+
+
+def degraded() -> float:
+    [family] = metrics.REDIS_DEGRADED.collect()
+    return family.samples[0].value
