@@ -226,16 +226,18 @@ async def racing(
     headers: dict[str, str],
     flights: list[dict[str, Any]],
     clients: int = 8,
+    first_seed: int = 0,
 ) -> list[list[dict[str, Any]]]:
-    """Every client sends all the flights, each in its own shuffled order and batching, at
-    once; returns each client's results."""
+    """Every client sends all the flights, each in its own shuffled order and batching (seeded
+    from `first_seed` on), at once; returns each client's results."""
 
     async def one_client(seed: int) -> list[dict[str, Any]]:
         mine = list(flights)
         random.Random(seed).shuffle(mine)
         return await post_batches(client, headers, mine, random.Random(seed))
 
-    return list(await asyncio.gather(*(one_client(seed) for seed in range(clients))))
+    seeds = range(first_seed, first_seed + clients)
+    return list(await asyncio.gather(*(one_client(seed) for seed in seeds)))
 
 
 def accepted_once(outcomes: list[list[dict[str, Any]]], flights: list[dict[str, Any]]) -> bool:

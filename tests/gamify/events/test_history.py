@@ -22,6 +22,8 @@ from litestar.testing import AsyncTestClient
 
 from badges import HISTORY_CAP
 from badges.storage import SEGMENT
+from gamify.app import create_app
+from gamify.platform.settings import Settings
 from tests.gamify.support import (
     DESTINATIONS,
     accepted_once,
@@ -140,12 +142,13 @@ async def test_a_long_history_is_folded_exactly_and_stored_in_segments(
     assert head < 2_000  # the head carries fewer than SEGMENT facts
 
 
-async def test_eight_clients_racing_with_long_shuffled_histories_fold_each_flight_once(
-    client: AsyncTestClient[Litestar], db: asyncpg.Connection
+async def test_two_instances_racing_with_long_shuffled_histories_fold_each_flight_once(
+    client: AsyncTestClient[Litestar], db: asyncpg.Connection, settings: Settings
 ) -> None:
-    """Late events on both sides of a race: each client sends every flight of six members
-    (120 each, in its own shuffled order and batching), so segments are fetched, rewritten
-    and sealed under contention; each flight is accepted once and folded once."""
+    """Late events on both sides of a race: eight clients, four on each of two instances,
+    each send every flight of six members (120 each, in their own shuffled order and
+    batching), so segments are fetched, rewritten and sealed under contention for the same
+    rows; each flight is accepted once and folded once."""
     rng = random.Random(8)
     headers = bearer(await tenant_key(client, scopes=PARTNER))
     campaign = scoring_campaign()
@@ -153,7 +156,12 @@ async def test_eight_clients_racing_with_long_shuffled_histories_fold_each_fligh
     start = datetime.now(UTC) - timedelta(days=28)
     flights = [f for n in range(6) for f in flights_of(f"m-{n}", rng, 120, start)]
 
-    assert accepted_once(await racing(client, headers, flights), flights)
+    async with AsyncTestClient(create_app(settings)) as other:
+        outcomes = await asyncio.gather(
+            racing(client, headers, flights, clients=4),
+            racing(other, headers, flights, clients=4, first_seed=4),
+        )
+    assert accepted_once([results for each in outcomes for results in each], flights)
     await assert_folded_exactly(client, headers, db, flights)
 
 
