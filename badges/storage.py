@@ -69,8 +69,8 @@ class Stored(msgspec.Struct, frozen=True):
     # first number of those to delete (None: none).
     ledger: dict[int, bytes] = {}
     ledger_cut: int | None = None
-    # The checkpoint's accumulators and awards, stored apart when they changed (see
-    # `Stored.body`): only compaction and late events read them.
+    # The checkpoint's accumulators and awards, when they changed: stored apart, since only
+    # compaction and late events read them.
     body: bytes | None = None
 
 
@@ -80,7 +80,8 @@ def load(head: bytes) -> PlayerState:
 
 
 def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wanted | None:
-    """The segments `apply(engine, state, events)` needs attached first, or None."""
+    """What of the state stored apart `apply(engine, state, events)` needs attached first, or
+    None when the head is enough."""
     memo = state.memo()
     if memo.whole():
         return None
