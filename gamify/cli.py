@@ -116,34 +116,50 @@ def demo(host: str, port: int, workers: int, members: int, rate: int, data_dir: 
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve this worker's metrics (Prometheus text) on this port.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(metrics_port: int | None, metrics_host: str) -> None:
     """Deliver credits to loyalty systems until SIGINT or SIGTERM.
 
     Every `gamify serve` delivers too unless GAMIFY_DELIVERY_IN_PROCESS=0; any number of
     workers and servers may run at once (each credit is claimed by one).
     """
     settings = _settings()
+    metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
     try:
         with servers_for(settings, owner=False, redis=False) as resolved:
             assert resolved.database_url is not None
-            asyncio.run(_deliver(resolved))
+            asyncio.run(_deliver(resolved, metrics_at))
     except EmbeddedError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
 
-async def _deliver(settings: Settings) -> None:
+async def _deliver(settings: Settings, metrics_at: tuple[str, int] | None) -> None:
+    # Here, not at the top: prometheus-client must be imported after `serve` has set its
+    # multiprocess folder (see platform.metrics), and the other commands need none of it.
     from gamify.payouts.delivery import Dispatcher
+    from gamify.platform import metrics
 
     assert settings.database_url is not None
-    await server.migrate(settings.database_url)
-    pool = await db.connect(settings.database_url, 4)
-    dispatcher = Dispatcher(pool, max_backoff=settings.delivery_max_backoff)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)  # from the start: nothing to undo yet
+    try:
+        await server.migrate(settings.database_url)
+        pool = await db.connect(settings.database_url, 4)
+    except asyncio.CancelledError:
+        return
+    if metrics_at is not None:
+        metrics.serve_alone(*metrics_at)
+    dispatcher = Dispatcher(pool, max_backoff=settings.delivery_max_backoff)
     try:
         await dispatcher.run_forever()
     except asyncio.CancelledError:

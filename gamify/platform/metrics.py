@@ -34,7 +34,14 @@ from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    values,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics import disable_created_metrics
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -276,6 +283,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process: alive all the same
         pass
     return True
+
+
+def serve_alone(host: str, port: int) -> None:
+    """This process's metrics on an HTTP port of their own (any path), for a process without
+    the API: `gamify worker` and its delivery attempts. A thread of prometheus-client's serves
+    them, off the event loop."""
+    start_http_server(port, addr=host, registry=_registry)
 
 
 class _Scrape(Collector):

@@ -9,6 +9,10 @@ have it render every scrape (`every_scrape`), but the one about that cache.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +31,7 @@ from gamify.boards import keys
 from gamify.boards.service import Boards
 from gamify.campaigns.compiled import EngineCache
 from gamify.platform import db
+from gamify.platform.embedded.ports import free_port
 from gamify.platform.embedded.valkey import EmbeddedValkey
 from gamify.platform.metrics import Exporter, ScrapedGauge
 from gamify.platform.settings import Settings
@@ -293,3 +298,29 @@ def _partner(url: str) -> dict[str, str]:
     created = httpx.post(f"{url}/v1/campaigns", json=earn_your_wings(), headers=headers)
     assert created.status_code == 201, created.text
     return headers
+
+
+def test_a_delivery_worker_serves_its_metrics_on_a_port_of_its_own(
+    migrated: str, tmp_path: Path
+) -> None:
+    """`gamify worker` has no API: `--metrics-port` gives its delivery attempts a scrape of
+    their own."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
+    env |= {"GAMIFY_DATABASE_URL": migrated, "GAMIFY_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "gamify", "worker", "--metrics-port", str(port)]
+    worker = subprocess.Popen(command, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                break
+            except httpx.TransportError:
+                assert worker.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        names = {family.name for family in text_string_to_metric_families(scraped.text)}
+        assert "gamify_delivery_attempts" in names
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
