@@ -24,7 +24,9 @@ SECRET_PATTERN = (
     r"^whsec_(?:[A-Za-z0-9+/]{4})*"
     r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$(?!\n)"
 )
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# In Python `$` also matches before a final newline; the lookahead keeps "wings\n" out.
+SLUG_BODY = r"[a-z0-9][a-z0-9_-]{0,62}"
+SLUG = rf"^{SLUG_BODY}$(?!\n)"
 # Fields that only matter for presentation or delivery: changeable after the start.
 MUTABLE_WHEN_LIVE = frozenset({"name", "description", "loyalty"})
 # scheduled -> live -> ended -> settling -> settled, or cancelled before it settles: the first

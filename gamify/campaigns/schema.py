@@ -21,7 +21,7 @@ from litestar.params import Parameter
 
 from badges.criteria import Scalar
 from badges.validate import MAX_POINTS
-from gamify.campaigns.document import SECRET_PATTERN, SLUG, PrizePool
+from gamify.campaigns.document import SECRET_PATTERN, SLUG, SLUG_BODY, PrizePool
 from gamify.platform.openapi import inline_schema, schema_operation
 
 # ISO 8601 durations of a fixed length, as badges.parse_duration reads them: weeks alone, or
@@ -36,7 +36,7 @@ CampaignId = Annotated[str, Parameter(pattern=SLUG, description="the campaign's 
 CampaignCursor = Annotated[
     str,
     Parameter(
-        pattern="^(?:" + SLUG.removeprefix("^").removesuffix("$") + ")?$",
+        pattern=rf"^(?:{SLUG_BODY})?$(?!\n)",
         description="the last id of the previous page",
     ),
 ]

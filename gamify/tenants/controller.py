@@ -18,7 +18,7 @@ from gamify.tenants import store as tenants
 from gamify.tenants.guards import Principal, admin_guard, requires
 from gamify.tenants.keys import SCOPES, IssuedKey, issue_key
 
-TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)"  # see Scope on the lookahead
 KEY_ID_MAX = 2**63 - 1  # a Postgres bigint
 # A pattern rather than a Literal, so that SCOPES stays the one list: the document shows it,
 # and a bad scope is named (`scopes[1]`) by decoding, beside any other bad field. In Python

@@ -66,6 +66,17 @@ async def test_every_bad_field_is_named_and_nothing_is_written(
     assert await db.fetchval("SELECT count(*) FROM campaigns") == 0
 
 
+async def test_a_campaign_id_with_a_trailing_newline_is_refused(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    key = await tenant_key(client, scopes=MANAGER)
+    document = earn_your_wings(campaign_id="wings\n")
+    response = await client.post("/v1/campaigns", json=document, headers=bearer(key))
+    assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["id"]
+    read = await client.get("/v1/campaigns/wings%0A", headers=bearer(key))
+    assert read.status_code in (400, 404), read.text
+
+
 async def test_same_id_twice_is_a_conflict(client: AsyncTestClient[Litestar]) -> None:
     key = await tenant_key(client, scopes=MANAGER)
     assert (

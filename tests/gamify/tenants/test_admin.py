@@ -97,6 +97,11 @@ async def test_bad_tenant_fields_are_named(client: AsyncTestClient[Litestar]) ->
         "/v1/admin/tenants", json={"id": "Not A Slug", "name": "x"}, headers=ADMIN
     )
     assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["id"]
+    # Python's `$` also matches before a final newline: a slug must not.
+    newline = await client.post(
+        "/v1/admin/tenants", json={"id": "acme\n", "name": "x"}, headers=ADMIN
+    )
+    assert [e["field"] for e in assert_problem(newline, 400)["errors"]] == ["id"]
     missing = await client.post("/v1/admin/tenants", json={"id": "acme"}, headers=ADMIN)
     assert assert_problem(missing, 400)["errors"][0]["field"] in ("name", "body")
 
