@@ -157,11 +157,21 @@ async def sums(conn: Conn, tenant: str, campaign: str) -> tuple[int, int]:
 # other dispatcher takes them while they are in flight; a dispatcher that dies mid-delivery
 # leaves them to be claimed again when the lease runs out.
 CLAIM_DUE = """
-WITH due AS (
-    SELECT id FROM payouts
-    WHERE status = 'pending' AND next_attempt_at <= now()
-    ORDER BY next_attempt_at LIMIT $1
-    FOR UPDATE SKIP LOCKED
+WITH candidates AS (
+    -- Each campaign's due credits, oldest first, numbered: the claim takes every campaign's
+    -- first, then every campaign's second, and so on. One index probe per campaign.
+    SELECT p.id, p.next_attempt_at,
+           row_number() OVER (PARTITION BY c.tenant_id, c.id ORDER BY p.next_attempt_at) AS turn
+    FROM campaigns c
+    CROSS JOIN LATERAL (
+        SELECT id, next_attempt_at FROM payouts p
+        WHERE p.tenant_id = c.tenant_id AND p.campaign_id = c.id
+          AND p.status = 'pending' AND p.next_attempt_at <= now()
+        ORDER BY p.next_attempt_at LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    ) p
+), due AS (
+    SELECT id FROM candidates ORDER BY turn, next_attempt_at LIMIT $1
 )
 UPDATE payouts p SET next_attempt_at = now() + make_interval(secs => $2)
 FROM due, campaigns c
