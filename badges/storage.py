@@ -41,17 +41,24 @@ __all__ = ["SEGMENT", "Stored", "Wanted", "Written", "attach", "load", "store", 
 
 SEGMENT = 16  # facts sealed at once: the head carries at most this many
 SPLIT = 4  # a segment grown past SPLIT x SEGMENT by late events is written back split
+LEDGER_CHUNKS = 32  # ledger chunks that compactions may append before they are merged
 
 
 class Wanted(msgspec.Struct, frozen=True):
-    """Segments to fetch, oldest first: until they hold `facts` facts, or all when None (and
-    then the ledger's chunks too); and either way the checkpoint's body, when stored apart."""
+    """Segments to fetch, oldest first: until they hold `facts` facts, or all when None; the
+    checkpoint's body either way, when stored apart; and the ledger's chunks when all are
+    wanted, or when `ledger` asks for them to be written back as one."""
 
     facts: int | None
+    ledger: bool = False
 
     @property
     def whole(self) -> bool:
         return self.facts is None
+
+    @property
+    def with_ledger(self) -> bool:
+        return self.facts is None or self.ledger
 
 
 class Written(msgspec.Struct, frozen=True):
@@ -101,9 +108,12 @@ def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wante
     # the checkpoint's body too.
     excess = retained + count - (cap - min(cap // 10, COMPACT_STEP))
     loaded = len(state.facts) if memo.gap is None else memo.gap
-    if excess <= loaded and memo.checkpoint_loaded:
+    # A compaction appends a ledger chunk: past LEDGER_CHUNKS of them, it reads them all, and
+    # `store` writes them back as one.
+    merge = state.ledger >= LEDGER_CHUNKS and not memo.ledger_loaded
+    if excess <= loaded and memo.checkpoint_loaded and not merge:
         return None
-    return Wanted(excess if excess > loaded else 0)
+    return Wanted(excess if excess > loaded else 0, ledger=merge)
 
 
 def attach(

@@ -54,13 +54,14 @@ CAMPAIGN_AGE = timedelta(days=1)
 
 
 class Shelf:
-    """A player's stored state as the service keeps it: a head, segments by newest fact, and
-    the checkpoint's body (its ledger is left out: only a late event reads it)."""
+    """A player's stored state as the service keeps it: a head, segments by newest fact, the
+    checkpoint's body and its ledger's chunks."""
 
     def __init__(self, stored: storage.Stored) -> None:
         self.head = b""
         self.segments: dict[Key, tuple[int, bytes]] = {}
         self.body: bytes | None = None
+        self.ledger: dict[int, bytes] = {}
         self.keep(stored)
 
     def keep(self, stored: storage.Stored) -> None:
@@ -71,6 +72,12 @@ class Shelf:
             del self.segments[key]
         if stored.body is not None:
             self.body = stored.body
+        if stored.ledger_cut is not None:
+            self.ledger = {n: c for n, c in self.ledger.items() if n < stored.ledger_cut}
+        self.ledger |= stored.ledger
+
+    def chunks(self, wanted: storage.Wanted) -> list[bytes]:
+        return [self.ledger[n] for n in sorted(self.ledger)] if wanted.with_ledger else []
 
     def fetch(self, wanted: storage.Wanted) -> list[bytes]:
         """Oldest first, as many as hold the facts wanted (all when None)."""
@@ -117,7 +124,7 @@ def cost(shelf: Shelf, size: int, repeat: int) -> list[float]:
         state = storage.load(shelf.head)
         wanted = storage.wanted(engine, state, [event])
         if wanted is not None:
-            storage.attach(state, shelf.fetch(wanted), body=shelf.body)
+            storage.attach(state, shelf.fetch(wanted), shelf.chunks(wanted), shelf.body)
         state, _ = apply(engine, state, [event], progress=False)
         shelf.keep(storage.store(state))
         spent.append(time.process_time() - began)

@@ -93,7 +93,7 @@ WHERE wanted IS NULL OR before < wanted
 ORDER BY campaign_id, player_id, newest_t, newest_id
 """
 # The checkpoint parts a fold needs (see badges.storage.Stored): chunk -1 is its body, read by
-# compaction and late events; 0 on its ledger, read by late events only (`all`).
+# compaction and late events; 0 on its ledger, read by late events and merges (`all`).
 CHECKPOINTS = """
 SELECT l.campaign_id, l.player_id, l.chunk, l.buckets
 FROM json_to_recordset($2::text::json) AS w (campaign text, player text, "all" boolean)
@@ -376,8 +376,8 @@ def _pairs_json(pairs: list[Pair]) -> str:
 async def history(
     conn: Conn, tenant: str, wanted: dict[Pair, storage.Wanted]
 ) -> dict[Pair, History]:
-    """The history segments each pair wants, oldest first, its checkpoint's body, and for a
-    pair that wants them all, its ledger's chunks in order."""
+    """The history segments each pair wants, oldest first, its checkpoint's body, and when it
+    wants them, its ledger's chunks in order."""
     asked = [
         {"campaign": p.campaign, "player": p.player, "facts": w.facts} for p, w in wanted.items()
     ]
@@ -385,7 +385,8 @@ async def history(
     for r in await conn.fetch(SEGMENTS, tenant, _json(asked)):
         found[Pair(r["campaign_id"], r["player_id"])].segments.append(bytes(r["facts"]))
     parts = [
-        {"campaign": p.campaign, "player": p.player, "all": w.whole} for p, w in wanted.items()
+        {"campaign": p.campaign, "player": p.player, "all": w.with_ledger}
+        for p, w in wanted.items()
     ]
     for r in await conn.fetch(CHECKPOINTS, tenant, _json(parts)):
         history = found[Pair(r["campaign_id"], r["player_id"])]

@@ -80,7 +80,7 @@ def stored_run(
     for batch in batches:
         state = None if head is None else storage.load(head)
         if state is not None and (wanted := storage.wanted(engine, state, batch)) is not None:
-            ledger = shelf.chunks() if wanted.facts is None else []
+            ledger = shelf.chunks() if wanted.with_ledger else []
             storage.attach(state, shelf.fetch(wanted), ledger, shelf.body)
         state, effects = apply(engine, state, batch)
         reports.append(effects)
@@ -226,3 +226,34 @@ def test_a_state_stored_whole_by_an_earlier_release_is_split_on_its_next_write()
     stored = storage.store(old, 8)
     assert sum(s.count for s in stored.written) == 40 and not stored.deleted
     assert len(storage.load(stored.head).facts) == 1
+
+
+def test_ledger_chunks_appended_by_compactions_are_merged_past_a_bound() -> None:
+    """Every compaction appends a ledger chunk; past LEDGER_CHUNKS of them, the next one reads
+    them all and they are written back as one, so a member's rows stay bounded."""
+    engine = compile_rules(RULES, history_cap=20)  # a compaction every 3 events past 20
+    events = [
+        Event(f"f{i:05d}", "flight.completed", BASE + timedelta(minutes=i), {}) for i in range(200)
+    ]
+    shelf = Shelf()
+    head: bytes | None = None
+    most = 0
+    for event in events:
+        state = None if head is None else storage.load(head)
+        if state is not None and (wanted := storage.wanted(engine, state, [event])) is not None:
+            ledger = shelf.chunks() if wanted.with_ledger else []
+            storage.attach(state, shelf.fetch(wanted), ledger, shelf.body)
+        state, _ = apply(engine, state, [event], progress=False)
+        stored = storage.store(state, 4)
+        shelf.keep(stored)
+        head = stored.head
+        most = max(most, len(shelf.ledger))
+    assert most == storage.LEDGER_CHUNKS
+    assert head is not None
+    whole = storage.load(head)
+    segments = [d for _, (_, d) in sorted(shelf.segments.items())]
+    storage.attach(whole, segments, shelf.chunks(), shelf.body)
+    in_memory: PlayerState | None = None
+    for event in events:
+        in_memory, _ = apply(engine, in_memory, [event], progress=False)
+    assert points_timeline(engine, whole) == points_timeline(engine, in_memory)
