@@ -81,7 +81,7 @@ class PlayerState(msgspec.Struct, array_like=True, dict=True):
     def to_bytes(self) -> bytes:
         """The whole state; for a state loaded without its segments, its head (see
         `badges.storage`)."""
-        if self.segmented:
+        if self.segmented or self.ledger or self.checkpoint_apart:  # stored in parts
             memo: Memo | None = self.__dict__.get("_memo")
             if memo is not None and memo.whole():
                 whole = msgspec.structs.replace(

@@ -257,3 +257,17 @@ def test_ledger_chunks_appended_by_compactions_are_merged_past_a_bound() -> None
     for event in events:
         in_memory, _ = apply(engine, in_memory, [event], progress=False)
     assert points_timeline(engine, whole) == points_timeline(engine, in_memory)
+
+
+def test_a_whole_state_stored_in_parts_goes_through_bytes_whole() -> None:
+    """`to_bytes` of a state with every part at hand is the whole state, even when no segment
+    was sealed and only the checkpoint is stored apart."""
+    engine = compile_rules(RULES, history_cap=4)
+    events = [Event(f"f{i}", "flight.completed", BASE + timedelta(hours=i), {}) for i in range(6)]
+    state, _ = apply(engine, None, events, progress=False)
+    storage.store(state, 100)  # nothing sealed; the checkpoint's body stored apart
+    assert state.checkpoint_apart and not state.segmented and state.memo().whole()
+    again = PlayerState.from_bytes(state.to_bytes())
+    assert again.memo().whole()
+    late = Event("late", "flight.completed", BASE + timedelta(hours=5, minutes=30), {})
+    assert whole(apply(engine, again, [late])[0]) == whole(apply(engine, state, [late])[0])
