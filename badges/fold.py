@@ -21,7 +21,7 @@ from badges.rules import Event
 from badges.state import Checkpoint, Fact, Held, Memo, PlayerState
 from badges.times import from_us, to_us
 
-__all__ = ["COMPACT_STEP", "apply", "bucket", "current", "progress"]
+__all__ = ["COMPACT_STEP", "apply", "bucket", "current", "in_order", "progress"]
 
 _QUARTER_HOUR = 15 * 60 * 1_000_000
 # The most events one compaction folds into the checkpoint (see `_compact`).
@@ -53,7 +53,7 @@ def apply(
     run = _Run(engine, state, progress)
     facts = _incoming(run, events)
     if facts:
-        if _after(facts[0], state):
+        if in_order(facts[0].t, facts[0].id, state):
             for fact in facts:
                 _advance(run, fact)
         else:
@@ -84,7 +84,7 @@ def _apply_one(engine: Engine, state: PlayerState, event: Event, progress: bool)
         t = to_us(occurred)
         if engine.starts <= t <= engine.ends:
             fact = Fact(t, event.id, kind.code, kind.project(event.attributes))
-            if _after(fact, state):
+            if in_order(t, event.id, state):
                 effects = _advance_one(
                     engine, state, memo, kind, fact, occurred, reached_before, progress
                 )
@@ -211,18 +211,19 @@ def _incoming(run: _Run, events: Iterable[Event]) -> list[Fact]:
     return facts
 
 
-def _after(fact: Fact, state: PlayerState) -> bool:
-    """Whether `fact` sorts after everything the state has folded."""
+def in_order(t: int, event_id: str, state: PlayerState) -> bool:
+    """Whether an event at `t` (microseconds) with this id sorts after everything the state has
+    folded: then it is folded on, else refolded in (see `badges.storage.wanted` too)."""
     facts = state.facts
     if facts:
         last = facts[-1]
-        if fact.t < last.t or (fact.t == last.t and fact.id <= last.id):
+        if t < last.t or (t == last.t and event_id <= last.id):
             return False
     sealed = state.sealed
-    if sealed is not None and (fact.t, fact.id) <= sealed:
+    if sealed is not None and (t, event_id) <= sealed:
         return False
     point = state.checkpoint
-    return point is None or fact.t > point.t or (fact.t == point.t and fact.id > point.id)
+    return point is None or t > point.t or (t == point.t and event_id > point.id)
 
 
 class _Run:

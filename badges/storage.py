@@ -32,7 +32,7 @@ import msgspec
 
 from badges.accumulators import Acc
 from badges.compiled import Engine
-from badges.fold import COMPACT_STEP, bucket
+from badges.fold import COMPACT_STEP, bucket, in_order
 from badges.rules import Event
 from badges.state import Fact, Key, PlayerState, Segment, ledger_mark
 from badges.times import to_us
@@ -92,13 +92,11 @@ def wanted(engine: Engine, state: PlayerState, events: Iterable[Event]) -> Wante
     memo = state.memo()
     if memo.whole():
         return None
-    newest = _newest(state)
     types = engine.types
     count = 0
     for event in events:
         count += 1
-        late = newest is not None and (to_us(event.occurred_at), event.id) <= newest
-        if late and event.type in types:
+        if event.type in types and not in_order(to_us(event.occurred_at), event.id, state):
             return Wanted(None)
     cap = engine.history_cap
     retained = len(state.facts) + memo.unloaded
@@ -260,16 +258,6 @@ def _seal(chunk: list[Fact], written: list[Written]) -> Segment:
 
 def _chunks(facts: list[Fact], size: int) -> list[list[Fact]]:
     return [facts[i : i + size] for i in range(0, len(facts), size)]
-
-
-def _newest(state: PlayerState) -> Key | None:
-    """The key an event must pass to be folded in order (see `fold._after`)."""
-    keys = [state.sealed] if state.sealed is not None else []
-    if state.facts:
-        keys.append(_key(state.facts[-1]))
-    if state.checkpoint is not None:
-        keys.append((state.checkpoint.t, state.checkpoint.id))
-    return max(keys) if keys else None
 
 
 def _key(fact: Fact) -> Key:
