@@ -49,11 +49,17 @@ async def fold(
     )
     locked = await store.lock(conn, tenant, pairs) if pairs else {}
     folding = Folding(tenant, locked, by_backfill)
-    wanted = folding.wanted(events, touched)
+    # The engine's view of each event, made once: `wanted` reads them, then the folds.
+    engine_events = [
+        badges.Event(e.id, e.type, e.occurred_at, e.attributes) if cs else None
+        for e, cs in zip(events, touched, strict=True)
+    ]
+    wanted = folding.wanted(events, engine_events, touched)
     if wanted:
         folding.attach(await store.history(conn, tenant, wanted))
-    for event, counted_in in zip(events, touched, strict=True):
-        folding.apply(event, counted_in)
+    for event, engine_event, counted_in in zip(events, engine_events, touched, strict=True):
+        if engine_event is not None:
+            folding.apply(event, engine_event, counted_in)
     updates, window_rows = folding.board_changes()
     written, deleted, ledgers, cuts = folding.parts()
     await store.write(
@@ -104,15 +110,19 @@ class Folding:
         self.stored: dict[Pair, storage.Stored] = {}
 
     def wanted(
-        self, events: list[EventIn], touched: list[list[CompiledCampaign]]
+        self,
+        events: list[EventIn],
+        engine_events: list[badges.Event | None],
+        touched: list[list[CompiledCampaign]],
     ) -> dict[Pair, storage.Wanted]:
         """What of each pair's stored history its events need before they are folded."""
         batches: dict[Pair, list[badges.Event]] = defaultdict(list)
         campaigns: dict[Pair, CompiledCampaign] = {}
-        for event, counted_in in zip(events, touched, strict=True):
+        for event, engine_event, counted_in in zip(events, engine_events, touched, strict=True):
             for compiled in counted_in:
+                assert engine_event is not None  # made for every event that counts somewhere
                 pair = Pair(compiled.id, event.player)
-                batches[pair].append(_engine_event(event))
+                batches[pair].append(engine_event)
                 campaigns[pair] = compiled
         wanted: dict[Pair, storage.Wanted] = {}
         for pair, batch in batches.items():
@@ -141,8 +151,9 @@ class Folding:
             if state is not None:
                 storage.attach(state, history.segments, history.ledger, history.body)
 
-    def apply(self, event: EventIn, touched: list[CompiledCampaign]) -> None:
-        engine_event = _engine_event(event)
+    def apply(
+        self, event: EventIn, engine_event: badges.Event, touched: list[CompiledCampaign]
+    ) -> None:
         for compiled in touched:
             pair = Pair(compiled.id, event.player)
             if pair not in self.compiled:
@@ -302,10 +313,6 @@ class Folding:
             )
             for key, award in self.award_rows.items()
         ]
-
-
-def _engine_event(event: EventIn) -> badges.Event:
-    return badges.Event(event.id, event.type, event.occurred_at, event.attributes)
 
 
 def _award_payload(award: AwardRow) -> dict[str, Any]:
